@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "gnt-move",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "gnt-move", targets: ["gnt-move"]),
+        .library(name: "MoveCoordinator", targets: ["MoveCoordinator"]),
+        .library(name: "BlockStream", targets: ["BlockStream"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C system libraries. Each header holds only the static inline shims that C macros need.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // Linux calls that Swift's Glibc module hides (it is built without _GNU_SOURCE).
+        .target(name: "CFileExtents", cSettings: [.define("_GNU_SOURCE")]),
+
+        // The only Swift layer that touches OpenSSL: keys, certificates, HMAC, digests, TLS.
+        .target(name: "OpenSSLSupport", dependencies: ["COpenSSL"]),
+        // Ganeti's trust formats (secret, HMAC, signed certs, handshake, disk info, magic)
+        // and gnt-move's signed instance specs. No network code.
+        .target(name: "MoveTrust", dependencies: ["OpenSSLSupport"]),
+        // The data plane: TLS transport, Ganeti v0 and gnt-move v1 streams, compression.
+        .target(name: "BlockStream", dependencies: ["OpenSSLSupport", "CZstd", "CZlib", "CFileExtents",
+                                                    .product(name: "Logging", package: "swift-log")]),
+        // The third party: workflow, state, RAPI client. Re-exports the trust primitives.
+        .target(name: "MoveCoordinator", dependencies: ["MoveTrust",
+                                                        .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "gnt-move", dependencies: [
+            "MoveCoordinator", "BlockStream",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .target(name: "TestSupport", dependencies: ["MoveTrust", "OpenSSLSupport"], path: "Tests/TestSupport"),
+        .testTarget(name: "MoveTrustTests", dependencies: ["MoveTrust", "OpenSSLSupport", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["gnt-move", "MoveTrust", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,41 @@
+#ifndef GNT_MOVE_COPENSSL_SHIM_H
+#define GNT_MOVE_COPENSSL_SHIM_H
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <openssl/crypto.h>
+
+/* Function-like macros are invisible to Swift; these wrap the few that gnt-move uses. */
+
+static inline long gnt_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) {
+    return SSL_CTX_set_min_proto_version(ctx, version);
+}
+static inline long gnt_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) {
+    return SSL_CTX_set_mode(ctx, mode);
+}
+static inline long gnt_SSL_CTX_set_options_no_renegotiation(SSL_CTX *ctx) {
+    return (long)SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+}
+static inline long gnt_BIO_get_mem_data(BIO *bio, char **data) {
+    return BIO_get_mem_data(bio, data);
+}
+static inline int gnt_SSL_set_tlsext_host_name(SSL *ssl, const char *name) {
+    return (int)SSL_set_tlsext_host_name(ssl, name);
+}
+static inline unsigned long gnt_ERR_get_error_all(const char **file, int *line, const char **func,
+                                                  const char **data, int *flags) {
+    return ERR_get_error_all(file, line, func, data, flags);
+}
+
+/* XN_FLAG_RFC2253 is built from shifts and casts, which Swift does not import. */
+static inline unsigned long gnt_XN_FLAG_RFC2253(void) { return XN_FLAG_RFC2253; }
+
+#endif

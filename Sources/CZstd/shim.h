@@ -1,0 +1,4 @@
+#ifndef GNT_MOVE_CZSTD_SHIM_H
+#define GNT_MOVE_CZSTD_SHIM_H
+#include <zstd.h>
+#endif

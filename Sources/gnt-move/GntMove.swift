@@ -1,0 +1,22 @@
+import ArgumentParser
+
+@main
+struct GntMove: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gnt-move",
+        abstract: "Move virtual-machine instances between clusters, compatible with Ganeti.",
+        discussion: """
+        Exit codes: 0 success; 1 a check failed or an operation failed (one line on stderr says \
+        why); 64 a usage error.
+        """,
+        subcommands: [
+            SelfCheckCommand.self,
+            SecretCommand.self,
+            X509Command.self,
+            HandshakeCommand.self,
+            DiskInfoCommand.self,
+            MagicCommand.self,
+            SpecCommand.self,
+        ]
+    )
+}

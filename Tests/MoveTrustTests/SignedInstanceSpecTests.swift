@@ -1,0 +1,71 @@
+import MoveTrust
+import XCTest
+
+final class SignedInstanceSpecTests: XCTestCase {
+    let cds = ClusterDomainSecret(key: "cd-secret")
+    let spec = InstanceSpec(
+        name: "web1.example.com", diskTemplate: "plain",
+        disks: [.init(size: 10240, mode: "rw", name: "root"), .init(size: 2048)],
+        nics: [.init(name: "eth0", mac: "aa:00:00:12:34:56", ip: nil, mode: "bridged", link: "br0", vlan: nil, network: nil)],
+        os: "debootstrap+default", hypervisor: "kvm",
+        beparams: ["memory": .int(2048), "vcpus": .int(2)], hvparams: ["kernel_path": .string("")],
+        osparams: ["dhcp": .string("yes")], tags: ["web", "prod"])
+
+    func testRoundTrip() throws {
+        let signed = SignedInstanceSpec.sign(spec, cluster: "cluster-a", keyName: "x509-k", secret: cds)
+        let reparsed = try JSONValue(parsing: signed.serialized)
+        let verified = try SignedInstanceSpec.verify(reparsed, secret: cds, expectedCluster: "cluster-a", expectedKeyName: "x509-k")
+        XCTAssertEqual(verified.spec, spec)
+        XCTAssertEqual(verified.sourceCluster, "cluster-a")
+    }
+
+    func testCanonicalEncodingIsStable() throws {
+        let a = spec.json.serialized
+        let b = try JSONValue(parsing: a).serialized
+        XCTAssertEqual(a, b)
+        XCTAssertTrue(a.hasPrefix(#"{"beparams":{"memory":2048,"vcpus":2},"disk_template":"plain","disks":[{"mode":"rw","name":"root","size":10240}"#), a)
+    }
+
+    func testEveryChangedFieldIsRefused() throws {
+        let signed = SignedInstanceSpec.sign(spec, cluster: "cluster-a", keyName: "x509-k", secret: cds)
+        guard case .object(let fields) = signed, case .object(let body)? = fields["spec"] else { return XCTFail() }
+        let changes: [(String, JSONValue)] = [
+            ("name", .string("evil")), ("disk_template", .string("file")), ("os", .string("other")),
+            ("hypervisor", .string("xen-pvm")), ("tags", .array([])), ("beparams", .object(["memory": .int(4096)])),
+            ("disks", .array([.object(["size": .int(1), "mode": .string("rw"), "name": .null])])),
+            ("nics", .array([])), ("osparams", .object([:])), ("hvparams", .object([:])),
+        ]
+        for (key, value) in changes {
+            var tamperedBody = body
+            tamperedBody[key] = value
+            var tampered = fields
+            tampered["spec"] = .object(tamperedBody)
+            XCTAssertThrowsError(try SignedInstanceSpec.verify(.object(tampered), secret: cds), key) {
+                XCTAssertTrue("\($0)".contains("instance spec signature is invalid"), "\($0)")
+            }
+        }
+        for (key, value) in [("source_cluster", JSONValue.string("cluster-b")), ("x509_key_name", .string("x509-other")), ("salt", .string("00"))] {
+            var tampered = fields
+            tampered[key] = value
+            XCTAssertThrowsError(try SignedInstanceSpec.verify(.object(tampered), secret: cds), key)
+        }
+        XCTAssertThrowsError(try SignedInstanceSpec.verify(signed, secret: ClusterDomainSecret(key: "other")))
+    }
+
+    func testBindingToClusterAndKey() throws {
+        let signed = SignedInstanceSpec.sign(spec, cluster: "cluster-a", keyName: "x509-k", secret: cds)
+        XCTAssertThrowsError(try SignedInstanceSpec.verify(signed, secret: cds, expectedCluster: "cluster-b")) {
+            XCTAssertTrue("\($0)".contains("signed for source cluster 'cluster-a', not 'cluster-b'"), "\($0)")
+        }
+        XCTAssertThrowsError(try SignedInstanceSpec.verify(signed, secret: cds, expectedKeyName: "x509-other")) {
+            XCTAssertTrue("\($0)".contains("bound to key 'x509-k'"), "\($0)")
+        }
+    }
+
+    func testMalformedSpecNamesTheField() throws {
+        let bad = try JSONValue(parsing: #"{"name":"a","disk_template":"plain","hypervisor":"kvm","disks":[{"size":"big"}]}"#)
+        XCTAssertThrowsError(try InstanceSpec(json: bad)) {
+            XCTAssertEqual("\($0)", "instance spec field 'disks[0].size' must be a positive integer (MiB)")
+        }
+    }
+}
