@@ -38,4 +38,26 @@ static inline unsigned long gnt_ERR_get_error_all(const char **file, int *line, 
 /* XN_FLAG_RFC2253 is built from shifts and casts, which Swift does not import. */
 static inline unsigned long gnt_XN_FLAG_RFC2253(void) { return XN_FLAG_RFC2253; }
 
+/* ALPN on the server: pick the first of the server's protocols (wire format, `arg`) that the
+ * client offers; without a match, continue without ALPN so that peers which offer nothing (socat,
+ * Ganeti) still connect and get the Ganeti stream. `arg` must outlive the SSL_CTX. */
+static int gnt_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                           const unsigned char *in, unsigned int inlen, void *arg) {
+    (void)ssl;
+    const unsigned char *server = (const unsigned char *)arg;
+    /* arg layout: 2-byte big-endian length, then the wire-format list. */
+    unsigned int serverlen = ((unsigned int)server[0] << 8) | server[1];
+    unsigned char *selected = NULL;
+    unsigned char selectedlen = 0;
+    if (SSL_select_next_proto(&selected, &selectedlen, server + 2, serverlen, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+        *out = selected;
+        *outlen = selectedlen;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+static inline void gnt_SSL_CTX_enable_alpn_server(SSL_CTX *ctx, const unsigned char *lengthPrefixedList) {
+    SSL_CTX_set_alpn_select_cb(ctx, gnt_alpn_select, (void *)lengthPrefixedList);
+}
+
 #endif

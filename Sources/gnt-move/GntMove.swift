@@ -17,6 +17,7 @@ struct GntMove: ParsableCommand {
             DiskInfoCommand.self,
             MagicCommand.self,
             SpecCommand.self,
+            ImportExportCommand.self,
         ]
     )
 }

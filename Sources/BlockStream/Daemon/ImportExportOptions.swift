@@ -1,0 +1,49 @@
+/// Everything one `gnt-move import-export` process needs: Ganeti's daemon options plus
+/// gnt-move's source and destination paths.
+public struct ImportExportOptions: Sendable {
+    public enum Mode: String, Sendable { case `import`, export }
+
+    public var mode: Mode
+    public var statusFile: String?
+    public var keyPath: String
+    public var certificatePath: String
+    /// The peer's certificate, Ganeti's `--ca`.
+    public var caPath: String
+    public var family: AddressFamily = .ipv4
+    /// Import: the address to listen on (default: all of the family).
+    public var bind: String?
+    /// Export: where the importer listens.
+    public var host: String?
+    /// Import: the port to listen on (nil: ephemeral). Export: the importer's port.
+    public var port: Int?
+    /// Export: per attempt. Import: how long to wait for an authenticated connection.
+    public var connectTimeout: Double
+    public var connectRetries: Int = 10
+    public var stream = StreamSettings()
+    /// For progress percent and ETA, in bytes.
+    public var expectedSize: Int64?
+    /// Export: the source path (nil: stdin). Import: the destination path (nil: stdout).
+    public var path: String?
+    /// Write each log line to stderr as well as into the status file.
+    public var echoLog = true
+
+    public init(mode: Mode, keyPath: String, certificatePath: String, caPath: String, connectTimeout: Double? = nil) {
+        self.mode = mode
+        self.keyPath = keyPath
+        self.certificatePath = certificatePath
+        self.caPath = caPath
+        // Ganeti: exporters 20 s per attempt; importers wait 180 s + 120 s shutdown timeout.
+        self.connectTimeout = connectTimeout ?? (mode == .export ? 20 : 300)
+    }
+
+    /// `IE_MAGIC_RE`: what Ganeti's daemon accepts as a magic.
+    static func validate(magic: String?) throws(BlockStreamError) {
+        guard let magic else { return }
+        let allowed = magic.utf8.allSatisfy {
+            ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a) || $0 == 0x2d || $0 == 0x5f || $0 == 0x2e
+        }
+        guard allowed, (5...100).contains(magic.utf8.count) else {
+            throw BlockStreamError(.configuration, "invalid magic '\(magic)': it must match [-_.a-zA-Z0-9]{5,100}")
+        }
+    }
+}

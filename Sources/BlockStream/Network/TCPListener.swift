@@ -1,0 +1,82 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The importer's listening socket.
+public final class TCPListener: @unchecked Sendable {
+    public let port: Int
+    private let fd: Int32
+
+    /// Listens on `bind` (default: every address of `family`) and `port` (0: an ephemeral one).
+    public init(bind: String?, port: Int, family: AddressFamily) throws(BlockStreamError) {
+        var hints = addrinfo()
+        hints.ai_family = family.posix
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        var result: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(bind ?? family.anyAddress, String(port), &hints, &result)
+        guard status == 0, let info = result else {
+            throw BlockStreamError(.configuration, "cannot listen on \(bind ?? family.anyAddress) (\(family.rawValue)): \(String(cString: gai_strerror(status)))")
+        }
+        defer { freeaddrinfo(result) }
+        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw BlockStreamError(.configuration, "cannot create a socket: \(systemError())") }
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        if family == .ipv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<Int32>.size)) }
+        guard Glibc.bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
+            let reason = systemError()
+            close(fd)
+            throw BlockStreamError(.configuration, "cannot listen on \(bind ?? family.anyAddress) port \(port): \(reason)")
+        }
+        guard listen(fd, 16) == 0 else {
+            let reason = systemError()
+            close(fd)
+            throw BlockStreamError(.configuration, "listen failed: \(reason)")
+        }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        let isIPv6 = storage.ss_family == sa_family_t(AF_INET6)
+        let boundPort: UInt16 = withUnsafePointer(to: &storage) { pointer in
+            if isIPv6 {
+                return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) }
+            }
+            return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
+        }
+        self.fd = fd
+        self.port = Int(boundPort)
+    }
+
+    deinit { close(fd) }
+
+    /// Waits until `deadline` (monotonic seconds) for a connection. Returns the connected socket
+    /// and the peer's address, or nil at the deadline.
+    public func accept(until deadline: Double) throws(BlockStreamError) -> (socket: Int32, peer: String)? {
+        while true {
+            let remaining = deadline - Monotonic.now()
+            if remaining <= 0 { return nil }
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, Int32(min(remaining, 3600) * 1000) + 1)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                throw BlockStreamError(.connect, "waiting for a connection failed: \(systemError())")
+            }
+            if ready == 0 { continue }
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let client = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(fd, $0, &length) }
+            }
+            if client < 0 {
+                if errno == EINTR || errno == ECONNABORTED || errno == EAGAIN { continue }
+                throw BlockStreamError(.connect, "accepting a connection failed: \(systemError())")
+            }
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            TransferSocket.configure(client)
+            return (client, TransferSocket.describe(&storage))
+        }
+    }
+}

@@ -1,0 +1,40 @@
+import Foundation
+
+/// The daemon's status file: Ganeti's `objects.ImportExportStatus`, with absent keys omitted.
+/// gnt-move adds `protocol`, `digest` and `resume_offset`, which Ganeti readers ignore.
+public struct ImportExportStatus: Codable, Sendable, Equatable {
+    public var ctime: Double
+    public var mtime: Double
+    public var recent_output: [String] = []
+    public var listen_port: Int?
+    public var connected: Bool?
+    public var progress_mbytes: Int?
+    public var progress_throughput: Double?
+    public var progress_percent: Double?
+    public var progress_eta: Double?
+    public var exit_status: Int?
+    public var error_message: String?
+    /// `ganeti` (v0) or `gnt-move/1`, once connected.
+    public var `protocol`: String?
+    /// Whole-disk digest (v1 only), `sha256-chunks:<hex>`.
+    public var digest: String?
+    /// Where a resumed transfer started, in bytes (v1 only).
+    public var resume_offset: Int64?
+
+    public init(now: Double) {
+        ctime = now
+        mtime = now
+    }
+
+    /// Reads a status file written by a daemon.
+    public static func load(path: String) throws -> ImportExportStatus {
+        try JSONDecoder().decode(ImportExportStatus.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+}
+
+/// Ganeti's `_CalcThroughput`: MiB/s as the slope between the oldest and newest of the recent
+/// samples `(seconds, mebibytes)`.
+public func calculateThroughput(_ samples: [(time: Double, mbytes: Double)]) -> Double? {
+    guard let first = samples.first, let last = samples.last, last.time > first.time else { return nil }
+    return (last.mbytes - first.mbytes) / (last.time - first.time)
+}

@@ -1,0 +1,127 @@
+import Foundation
+import Synchronization
+
+/// Keeps the status file current: written atomically (temporary file, rename, mode 0400), at
+/// most every 5 s while data flows, and at once on listen, connect and exit. Also the daemon's
+/// log: each line goes to stderr and into `recent_output` (the last 20).
+public final class StatusReporter: @unchecked Sendable {
+    public let path: String?
+    private let lock = NSLock()
+    /// Serialises writers of the file itself (the ticker and forced writes).
+    private let fileLock = NSLock()
+    private var status: ImportExportStatus
+    private var lastWrite = 0.0
+    private var samples: [(time: Double, mbytes: Double)] = []
+    private let expectedBytes: Int64?
+    private let echo: Bool
+    /// Payload bytes moved so far (uncompressed), updated by the data path without locking.
+    public let bytesMoved = Atomic<Int64>(0)
+    private var ticker: JoinableThread?
+    private let stopped = Atomic<Bool>(false)
+    static let interval = 5.0
+
+    public init(path: String?, expectedBytes: Int64?, echoToStderr: Bool = true) {
+        self.path = path
+        self.expectedBytes = expectedBytes
+        self.echo = echoToStderr
+        status = ImportExportStatus(now: Date().timeIntervalSince1970)
+    }
+
+    /// Starts the periodic writer.
+    public func start() {
+        write(force: true)
+        ticker = JoinableThread(name: "status") { [self] in
+            while !stopped.load(ordering: .relaxed) {
+                usleep(200_000)
+                sample()
+                write(force: false)
+            }
+        }
+    }
+
+    public func log(_ line: String) {
+        if echo { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        lock.lock()
+        status.recent_output.append(line)
+        if status.recent_output.count > 20 { status.recent_output.removeFirst(status.recent_output.count - 20) }
+        lock.unlock()
+    }
+
+    public func listening(port: Int) {
+        update { $0.listen_port = port }
+        write(force: true)
+    }
+
+    public func connected(protocol name: String) {
+        update {
+            $0.connected = true
+            $0.protocol = name
+        }
+        write(force: true)
+    }
+
+    public func update(_ change: (inout ImportExportStatus) -> Void) {
+        lock.lock()
+        change(&status)
+        lock.unlock()
+    }
+
+    /// Records the outcome and writes the final status.
+    public func finish(error: (any Error)?) {
+        stopped.store(true, ordering: .relaxed)
+        ticker?.join()
+        sample(force: true)
+        update {
+            $0.exit_status = error == nil ? 0 : 1
+            $0.error_message = error.map { "\($0)" }
+        }
+        if let error { log("error: \(error)") }
+        write(force: true)
+    }
+
+    public var snapshot: ImportExportStatus {
+        lock.lock(); defer { lock.unlock() }
+        return status
+    }
+
+    private func sample(force: Bool = false) {
+        let now = Monotonic.now()
+        let bytes = bytesMoved.load(ordering: .relaxed)
+        let mbytes = Double(bytes) / 1_048_576
+        lock.lock()
+        defer { lock.unlock() }
+        if !force, let last = samples.last, now - last.time < Self.interval, status.progress_mbytes != nil { return }
+        samples.append((now, mbytes))
+        if samples.count > 12 { samples.removeFirst(samples.count - 12) }
+        status.progress_mbytes = Int((mbytes).rounded())
+        status.progress_throughput = calculateThroughput(samples)
+        if let expectedBytes, expectedBytes > 0 {
+            status.progress_percent = min(100, 100 * Double(bytes) / Double(expectedBytes))
+            if let rate = status.progress_throughput, rate > 0 {
+                status.progress_eta = max(0, (Double(expectedBytes - bytes) / 1_048_576) / rate)
+            }
+        }
+    }
+
+    private func write(force: Bool) {
+        guard let path else { return }
+        fileLock.lock()
+        defer { fileLock.unlock() }
+        lock.lock()
+        let now = Monotonic.now()
+        if !force && now - lastWrite < Self.interval {
+            lock.unlock()
+            return
+        }
+        lastWrite = now
+        status.mtime = Date().timeIntervalSince1970
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(status)) ?? Data()
+        lock.unlock()
+        let temporary = path + ".tmp"
+        unlink(temporary)
+        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o400]) else { return }
+        rename(temporary, path)
+    }
+}

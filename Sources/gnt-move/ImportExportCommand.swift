@@ -1,0 +1,68 @@
+import ArgumentParser
+import BlockStream
+
+/// `gnt-move import-export`: one disk's import or export daemon, with Ganeti's options.
+struct ImportExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import-export",
+        abstract: "Stream one disk over mutually authenticated TLS (Ganeti's import-export daemon).",
+        discussion: """
+        The importer is the TLS server and the exporter the client; each side presents --key/--cert \
+        and trusts only the peer certificate in --ca. The stream is Ganeti's: C("M=" + magic ‖ data). \
+        STATUSFILE receives Ganeti's JSON status (listen_port, connected, progress, exit_status, \
+        error_message). Exit code 0 only when the whole stream arrived and was written and flushed.
+        """)
+
+    enum Mode: String, ExpressibleByArgument { case `import`, export }
+
+    @Argument(help: "Status file (JSON, rewritten atomically).") var statusFile: String
+    @Argument(help: "import or export.") var mode: Mode
+
+    @Option(help: ArgumentHelp("Own private key (PEM).", valueName: "FILE")) var key: String
+    @Option(help: ArgumentHelp("Own certificate (PEM).", valueName: "FILE")) var cert: String
+    @Option(help: ArgumentHelp("The peer's certificate: the only one trusted.", valueName: "FILE")) var ca: String
+    @Option(help: "Import: address to listen on (default: all addresses of the family).") var bind: String?
+    @Flag(help: "Use IPv4 (default).") var ipv4 = false
+    @Flag(help: "Use IPv6.") var ipv6 = false
+    @Option(help: "Export: the importer's host.") var host: String?
+    @Option(help: "Export: the importer's port. Import: port to listen on (default: ephemeral).") var port: Int?
+    @Option(name: .customLong("connect-timeout"), help: "Seconds: export, per connection attempt (default 20); import, to wait for an authenticated connection (default 300).")
+    var connectTimeout: Double?
+    @Option(name: .customLong("connect-retries"), help: "Export: further attempts after a failed connect, 1 s apart.") var connectRetries: Int = 10
+    @Option(help: "none, gzip, gzip-fast, gzip-slow or zstd; both ends must agree.") var compress: String = "none"
+    @Option(help: "Magic sent (export) or required (import) at the start of the stream.") var magic: String?
+    @Option(name: .customLong("expected-size"), help: "Expected size in MiB, for progress percent and ETA.") var expectedSize: Int64?
+    @Option(help: ArgumentHelp("Export: read this file or device instead of stdin.", valueName: "PATH")) var source: String?
+    @Option(help: ArgumentHelp("Import: write this file or device instead of stdout.", valueName: "PATH")) var dest: String?
+
+    func validate() throws {
+        if ipv4 && ipv6 { throw ValidationError("--ipv4 and --ipv6 exclude each other") }
+        if mode == .export && (host == nil || port == nil) { throw ValidationError("export needs --host and --port") }
+        if mode == .import && source != nil { throw ValidationError("--source is for export") }
+        if mode == .export && dest != nil { throw ValidationError("--dest is for import") }
+        if let port, !(0...65535).contains(port) { throw ValidationError("--port \(port) is not a TCP port") }
+        if let connectTimeout, connectTimeout <= 0 { throw ValidationError("--connect-timeout must be positive") }
+        if connectRetries < 0 { throw ValidationError("--connect-retries must not be negative") }
+    }
+
+    func run() throws {
+        var options = ImportExportOptions(mode: mode == .import ? .import : .export, keyPath: key, certificatePath: cert,
+                                          caPath: ca, connectTimeout: connectTimeout)
+        options.statusFile = statusFile
+        options.family = ipv6 ? .ipv6 : .ipv4
+        options.bind = bind
+        options.host = host
+        options.port = port
+        options.connectRetries = connectRetries
+        do {
+            options.stream.compression = try CompressionMethod(name: compress)
+        } catch {
+            throw ValidationError(error.message)
+        }
+        options.stream.magic = magic
+        options.expectedSize = expectedSize.map { $0 * 1_048_576 }
+        options.path = mode == .import ? dest : source
+        let status = ImportExportDaemon.run(options)
+        if status != 0 { throw ExitCode(status) }
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+
+/// A real subprocess running in the background: started, observed, killed, waited for.
+public final class BackgroundProcess: @unchecked Sendable {
+    public let process = Process()
+    private let scratch = TemporaryDirectory("bg")
+    public let stdoutPath: String
+    public let stderrPath: String
+    private var input: FileHandle?
+
+    /// Starts `executable`; with `stdinPipe`, the test feeds stdin through ``writeStdin(_:)``.
+    public init(_ executable: String, _ arguments: [String], stdinPipe: Bool = false, stdinFile: String? = nil,
+                environment: [String: String]? = nil) throws {
+        stdoutPath = scratch.file("stdout")
+        stderrPath = scratch.file("stderr")
+        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
+        if stdinPipe {
+            let pipe = Pipe()
+            process.standardInput = pipe
+            input = pipe.fileHandleForWriting
+        } else if let stdinFile {
+            process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: stdinFile))
+        } else {
+            process.standardInput = FileHandle.nullDevice
+        }
+        try process.run()
+    }
+
+    public var pid: Int32 { process.processIdentifier }
+
+    public func writeStdin(_ data: Data) throws { try input?.write(contentsOf: data) }
+    public func closeStdin() throws { try input?.close(); input = nil }
+
+    public func kill(_ signal: Int32 = SIGKILL) { Foundation.kill(pid, signal) }
+
+    /// Waits up to `timeout` seconds; kills the process if it is still running then.
+    @discardableResult
+    public func wait(timeout: Double = 120) -> Int32 {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(); process.waitUntilExit() }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    public var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+    public var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes.
+public func waitFor(timeout: Double = 20, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(20_000)
+    }
+    return condition()
+}
