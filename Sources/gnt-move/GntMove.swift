@@ -18,6 +18,7 @@ struct GntMove: ParsableCommand {
             MagicCommand.self,
             SpecCommand.self,
             ImportExportCommand.self,
+            BenchCommand.self,
         ]
     )
 }

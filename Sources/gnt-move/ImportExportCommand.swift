@@ -34,6 +34,14 @@ struct ImportExportCommand: ParsableCommand {
     @Option(name: .customLong("expected-size"), help: "Expected size in MiB, for progress percent and ETA.") var expectedSize: Int64?
     @Option(help: ArgumentHelp("Export: read this file or device instead of stdin.", valueName: "PATH")) var source: String?
     @Option(help: ArgumentHelp("Import: write this file or device instead of stdout.", valueName: "PATH")) var dest: String?
+    @Option(name: .customLong("protocol"), help: "auto (gnt-move/1 when both ends speak it, else Ganeti's stream), ganeti, or v1.")
+    var streamProtocol: String = "auto"
+    @Flag(help: "Export: continue where the importer's journal says the last attempt stopped (gnt-move/1).") var resume = false
+    @Option(help: "Export: limit the wire rate to this many bytes per second (K, M, G suffixes).") var bwlimit: ByteSize?
+    @Flag(name: .customLong("target-is-zero"), help: "Import: the destination device already reads as zeros; skip zero ranges.")
+    var targetIsZero = false
+    @Option(help: ArgumentHelp("The resume journal (default: STATUSFILE.journal).", valueName: "FILE")) var journal: String?
+    @Option(name: .customLong("abort-after"), help: .hidden) var abortAfter: Int64?
 
     func validate() throws {
         if ipv4 && ipv6 { throw ValidationError("--ipv4 and --ipv6 exclude each other") }
@@ -43,6 +51,8 @@ struct ImportExportCommand: ParsableCommand {
         if let port, !(0...65535).contains(port) { throw ValidationError("--port \(port) is not a TCP port") }
         if let connectTimeout, connectTimeout <= 0 { throw ValidationError("--connect-timeout must be positive") }
         if connectRetries < 0 { throw ValidationError("--connect-retries must not be negative") }
+        if resume && mode == .import { throw ValidationError("--resume is for export; the importer resumes from its journal when asked") }
+        if resume && streamProtocol == "ganeti" { throw ValidationError("--resume needs gnt-move/1, not --protocol ganeti") }
     }
 
     func run() throws {
@@ -62,6 +72,15 @@ struct ImportExportCommand: ParsableCommand {
         options.stream.magic = magic
         options.expectedSize = expectedSize.map { $0 * 1_048_576 }
         options.path = mode == .import ? dest : source
+        guard let chosen = ImportExportOptions.StreamProtocol(rawValue: streamProtocol) else {
+            throw ValidationError("--protocol must be auto, ganeti or v1")
+        }
+        options.streamProtocol = chosen
+        options.resume = resume
+        options.bandwidthLimit = bwlimit?.bytes
+        options.targetIsZero = targetIsZero
+        options.journalPath = journal
+        options.abortAfter = abortAfter
         let status = ImportExportDaemon.run(options)
         if status != 0 { throw ExitCode(status) }
     }

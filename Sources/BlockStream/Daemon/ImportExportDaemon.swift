@@ -26,13 +26,37 @@ public enum ImportExportDaemon {
         }
     }
 
-    static func tlsContext(_ options: ImportExportOptions, role: TLSConfiguration.Role) throws -> TLSContext {
+    static func tlsContext(_ options: ImportExportOptions, role: TLSConfiguration.Role, offerV1: Bool) throws -> TLSContext {
         try TLSContext(TLSConfiguration(role: role, keyPath: options.keyPath, certificatePath: options.certificatePath,
-                                        peerCertificatePath: options.caPath))
+                                        peerCertificatePath: options.caPath,
+                                        applicationProtocols: offerV1 ? [V1Protocol.alpn] : []))
+    }
+
+    /// Decides the stream format after the handshake.
+    static func negotiatedV1(_ connection: TLSConnection, _ options: ImportExportOptions, peer: String) throws -> Bool {
+        let v1 = connection.negotiatedProtocol == V1Protocol.alpn
+        if !v1 && options.streamProtocol == .v1 {
+            throw BlockStreamError(.protocolError, "\(peer) does not speak gnt-move/1, which --protocol v1 requires")
+        }
+        if !v1 && options.resume {
+            throw BlockStreamError(.protocolError, "--resume needs gnt-move/1, which \(peer) does not speak")
+        }
+        return v1
+    }
+
+    static func journalBinding(_ options: ImportExportOptions, context: TLSContext, role: String, size: Int64) throws -> TransferJournal.Binding {
+        let own: String
+        do {
+            own = try X509Certificate(pem: String(contentsOfFile: options.certificatePath, encoding: .utf8)).sha256Fingerprint
+        } catch {
+            throw BlockStreamError(.configuration, "cannot read certificate \(options.certificatePath): \(error)")
+        }
+        return TransferJournal.Binding(role: role, magic: options.stream.magic, size: size, chunk_size: V1Protocol.chunkSize,
+                                       local_certificate: own, peer_certificate: context.peerCertificate.sha256Fingerprint)
     }
 
     static func runImport(_ options: ImportExportOptions, reporter: StatusReporter, onListening: (Int) -> Void) throws {
-        let context = try tlsContext(options, role: .server)
+        let context = try tlsContext(options, role: .server, offerV1: options.streamProtocol != .ganeti)
         let sink = try BlockSink(path: options.path)
         let listener = try TCPListener(bind: options.bind, port: options.port ?? 0, family: options.family)
         reporter.log("listening on \(options.bind ?? options.family.anyAddress) port \(listener.port)")
@@ -58,10 +82,24 @@ public enum ImportExportDaemon {
                 connection.closeSocket()
                 continue
             }
-            reporter.log("connection from \(peer) authenticated (\(connection.protocolVersion), \(connection.cipherName))")
-            reporter.connected(protocol: "ganeti")
-            try GanetiStreamImporter(settings: options.stream, reporter: reporter).run(connection: connection, sink: sink)
-            reporter.log("received \(sink.bytesWritten) bytes into \(sink.name)")
+            let v1: Bool
+            do { v1 = try negotiatedV1(connection, options, peer: "the exporter at \(peer)") } catch {
+                connection.abort()
+                throw error
+            }
+            reporter.log("connection from \(peer) authenticated (\(connection.protocolVersion), \(connection.cipherName), \(v1 ? V1Protocol.alpn : "Ganeti stream"))")
+            reporter.connected(protocol: v1 ? V1Protocol.alpn : "ganeti")
+            if v1 {
+                let importer = V1StreamImporter(settings: options.stream, reporter: reporter, journalPath: options.effectiveJournalPath,
+                                                targetIsZero: options.targetIsZero,
+                                                binding: { size in try journalBinding(options, context: context, role: "import", size: size) })
+                let digest = try importer.run(connection: connection, sink: sink)
+                reporter.update { $0.digest = DiskDigest.render(digest) }
+                reporter.log("received the disk into \(sink.name); digest \(DiskDigest.render(digest)) matches the exporter's")
+            } else {
+                try GanetiStreamImporter(settings: options.stream, reporter: reporter).run(connection: connection, sink: sink)
+                reporter.log("received \(sink.bytesWritten) bytes into \(sink.name)")
+            }
             return
         }
     }
@@ -70,8 +108,11 @@ public enum ImportExportDaemon {
         guard let host = options.host, let port = options.port else {
             throw BlockStreamError(.configuration, "export needs --host and --port")
         }
-        let context = try tlsContext(options, role: .client)
         let source = try BlockSource(path: options.path)
+        if options.streamProtocol == .v1 && source.size == nil {
+            throw BlockStreamError(.configuration, "gnt-move/1 needs a source of known size (a file or a block device), not \(source.name)")
+        }
+        let context = try tlsContext(options, role: .client, offerV1: options.streamProtocol != .ganeti && source.size != nil)
         let connector = TCPConnector(host: host, port: port, family: options.family, attemptTimeout: options.connectTimeout,
                                      retries: options.connectRetries, retryInterval: 1)
         let socket = try connector.connect(onRetry: reporter.log)
@@ -83,10 +124,27 @@ public enum ImportExportDaemon {
             connection.abort()
             throw error
         }
-        reporter.log("connected to \(connector.peerName) (\(connection.protocolVersion), \(connection.cipherName))")
-        reporter.connected(protocol: "ganeti")
-        try GanetiStreamExporter(settings: options.stream, reporter: reporter).run(connection: connection, source: source)
-        reporter.log("sent \(reporter.bytesMoved.load(ordering: .relaxed)) bytes from \(source.name)")
+        let v1: Bool
+        do { v1 = try negotiatedV1(connection, options, peer: "the importer at \(connector.peerName)") } catch {
+            connection.abort()
+            throw error
+        }
+        reporter.log("connected to \(connector.peerName) (\(connection.protocolVersion), \(connection.cipherName), \(v1 ? V1Protocol.alpn : "Ganeti stream"))")
+        reporter.connected(protocol: v1 ? V1Protocol.alpn : "ganeti")
+        let limiter = options.bandwidthLimit.map { BandwidthLimiter(bytesPerSecond: $0) }
+        if v1, let size = source.size {
+            let exporter = V1StreamExporter(settings: options.stream, reporter: reporter, journalPath: options.effectiveJournalPath,
+                                            resume: options.resume, limiter: limiter,
+                                            binding: try journalBinding(options, context: context, role: "export", size: size),
+                                            abortAfter: options.abortAfter)
+            let digest = try exporter.run(connection: connection, source: source)
+            reporter.update { $0.digest = DiskDigest.render(digest) }
+            reporter.log("sent \(source.name); the importer confirmed digest \(DiskDigest.render(digest))")
+        } else {
+            if options.resume { throw BlockStreamError(.configuration, "--resume needs gnt-move/1") }
+            try GanetiStreamExporter(settings: options.stream, reporter: reporter, limiter: limiter).run(connection: connection, source: source)
+            reporter.log("sent \(reporter.bytesMoved.load(ordering: .relaxed)) bytes from \(source.name)")
+        }
     }
 
     static func formatSeconds(_ seconds: Double) -> String {

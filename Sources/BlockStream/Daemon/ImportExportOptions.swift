@@ -3,6 +3,10 @@
 public struct ImportExportOptions: Sendable {
     public enum Mode: String, Sendable { case `import`, export }
 
+    /// `--protocol`: `auto` offers (or accepts) gnt-move/1 and falls back to Ganeti's stream for
+    /// peers that do not negotiate it; `ganeti` never uses gnt-move/1; `v1` requires it.
+    public enum StreamProtocol: String, Sendable, CaseIterable { case auto, ganeti, v1 }
+
     public var mode: Mode
     public var statusFile: String?
     public var keyPath: String
@@ -26,6 +30,19 @@ public struct ImportExportOptions: Sendable {
     public var path: String?
     /// Write each log line to stderr as well as into the status file.
     public var echoLog = true
+    public var streamProtocol: StreamProtocol = .auto
+    /// Export: continue from the offset the importer's journal holds (gnt-move/1).
+    public var resume = false
+    /// Export: bytes per second on the wire.
+    public var bandwidthLimit: Int64?
+    /// Import: a block device known to read as zeros already; zero ranges are skipped.
+    public var targetIsZero = false
+    /// The resume journal (gnt-move/1); defaults to the status file's path + `.journal`.
+    public var journalPath: String?
+    /// Export, for tests and benchmarks: stop as if crashed after this many disk bytes.
+    public var abortAfter: Int64?
+
+    var effectiveJournalPath: String? { journalPath ?? statusFile.map { $0 + ".journal" } }
 
     public init(mode: Mode, keyPath: String, certificatePath: String, caPath: String, connectTimeout: Double? = nil) {
         self.mode = mode

@@ -10,6 +10,22 @@ public final class ChunkBuffer: @unchecked Sendable {
     public var count = 0
     /// Position of the chunk in its stream, for stages that reorder.
     public var sequence = 0
+    /// gnt-move/1 framing: what the chunk is, where it belongs on the disk, how many disk bytes
+    /// it stands for, and the SHA-256 of those bytes.
+    var kind: ChunkKind = .data
+    public var diskOffset: Int64 = 0
+    public var diskLength: Int64 = 0
+    var digest: [UInt8] = []
+    /// Bytes at the start of `base` reserved for a frame header.
+    var headerRoom = 0
+    /// The pool the buffer came from, so any stage can give it back.
+    weak var home: BufferPool?
+
+    /// Gives the buffer back to its pool.
+    func release() { home?.give(self) }
+
+    /// The payload after any reserved header room.
+    var payload: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base + headerRoom, count: count - headerRoom) }
 
     public init(capacity: Int) {
         self.capacity = capacity
@@ -43,6 +59,10 @@ public final class BufferPool: @unchecked Sendable {
     public func take() -> ChunkBuffer? {
         guard let buffer = free.pop() else { return nil }
         buffer.count = 0
+        buffer.headerRoom = 0
+        buffer.kind = .data
+        buffer.digest = []
+        buffer.home = self
         return buffer
     }
 
@@ -50,4 +70,14 @@ public final class BufferPool: @unchecked Sendable {
 
     /// Wakes every thread waiting for a buffer; they get nil.
     public func close() { free.close() }
+}
+
+/// What a chunk carries in gnt-move/1.
+enum ChunkKind: Sendable {
+    /// Bytes to write.
+    case data
+    /// `diskLength` zero bytes; no payload.
+    case zero
+    /// The end of the stream.
+    case end
 }

@@ -20,6 +20,10 @@ public struct ImportExportStatus: Codable, Sendable, Equatable {
     public var digest: String?
     /// Where a resumed transfer started, in bytes (v1 only).
     public var resume_offset: Int64?
+    /// Bytes handed to TLS (payload and framing, after compression), exporter side.
+    public var wire_bytes: Int64?
+    /// Peak resident memory of the daemon, in KiB, written at exit.
+    public var max_rss_kib: Int?
 
     public init(now: Double) {
         ctime = now

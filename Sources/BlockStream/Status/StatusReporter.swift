@@ -16,6 +16,8 @@ public final class StatusReporter: @unchecked Sendable {
     private let echo: Bool
     /// Payload bytes moved so far (uncompressed), updated by the data path without locking.
     public let bytesMoved = Atomic<Int64>(0)
+    /// Bytes handed to TLS so far (exporter).
+    public let wireBytes = Atomic<Int64>(0)
     private var ticker: JoinableThread?
     private let stopped = Atomic<Bool>(false)
     static let interval = 5.0
@@ -71,9 +73,14 @@ public final class StatusReporter: @unchecked Sendable {
         stopped.store(true, ordering: .relaxed)
         ticker?.join()
         sample(force: true)
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
         update {
             $0.exit_status = error == nil ? 0 : 1
             $0.error_message = error.map { "\($0)" }
+            $0.max_rss_kib = Int(usage.ru_maxrss)
+            let wire = wireBytes.load(ordering: .relaxed)
+            if wire > 0 { $0.wire_bytes = wire }
         }
         if let error { log("error: \(error)") }
         write(force: true)

@@ -15,6 +15,12 @@ public final class BlockSink: @unchecked Sendable {
     public let isRegularFile: Bool
     private let ownsDescriptor: Bool
     public private(set) var bytesWritten: Int64 = 0
+    private var pacer = WritebackPacer()
+    /// Size of a regular file when opened: zero ranges inside it must be punched, beyond it
+    /// they can simply be skipped.
+    public private(set) var initialSize: Int64 = 0
+    /// Whether hole punching works here; cleared on the first EOPNOTSUPP.
+    private var canPunch = true
 
     /// Opens `path` for writing; nil means stdout.
     public init(path: String?) throws(BlockStreamError) {
@@ -36,6 +42,7 @@ public final class BlockSink: @unchecked Sendable {
             descriptor = fd
             isBlockDevice = (info.st_mode & S_IFMT) == S_IFBLK
             isRegularFile = (info.st_mode & S_IFMT) == S_IFREG
+            initialSize = isRegularFile ? Int64(info.st_size) : 0
         } else {
             let parent = path.contains("/") ? String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]) : "."
             guard access(parent.isEmpty ? "/" : parent, W_OK) == 0 else {
@@ -83,6 +90,7 @@ public final class BlockSink: @unchecked Sendable {
             offset += n
         }
         bytesWritten += Int64(data.count)
+        if isRegularFile || isBlockDevice { pacer.wrote(upTo: bytesWritten, fd: fd) }
     }
 
     /// Writes all of `data` at `offset`.
@@ -98,6 +106,64 @@ public final class BlockSink: @unchecked Sendable {
             offset += n
         }
         bytesWritten += Int64(data.count)
+        if isRegularFile || isBlockDevice { pacer.wrote(upTo: position + Int64(data.count), fd: fd) }
+    }
+
+    /// Makes [offset, offset+length) read as zeros: skipped beyond the end of a file, punched as a
+    /// hole inside it, and on a block device zeroed with BLKZEROOUT unless the target is known
+    /// to be zero already.
+    public func writeZeros(at offset: Int64, length: Int64, targetIsZero: Bool) throws(BlockStreamError) {
+        guard length > 0 else { return }
+        let fd = try self.fd
+        if isRegularFile {
+            let end = min(offset + length, initialSize)
+            guard end > offset else { return }
+            if canPunch {
+                if gnt_punch_hole(fd, offset, end - offset) == 0 { return }
+                guard errno == EOPNOTSUPP else { throw failure(errno, at: offset) }
+                canPunch = false
+            }
+            try writeZeroBuffers(at: offset, length: end - offset)
+        } else if isBlockDevice {
+            if targetIsZero { return }
+            if gnt_block_zero_out(fd, UInt64(offset), UInt64(length)) == 0 { return }
+            try writeZeroBuffers(at: offset, length: length)
+        } else {
+            try writeZeroBuffers(at: offset, length: length)
+        }
+    }
+
+    private func writeZeroBuffers(at offset: Int64, length: Int64) throws(BlockStreamError) {
+        let zeros = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        defer { zeros.deallocate() }
+        zeros.initializeMemory(as: UInt8.self, repeating: 0)
+        var done: Int64 = 0
+        while done < length {
+            let n = Int(min(Int64(zeros.count), length - done))
+            if isRegularFile || isBlockDevice {
+                try write(UnsafeRawBufferPointer(rebasing: zeros[0..<n]), at: offset + done)
+            } else {
+                try write(UnsafeRawBufferPointer(rebasing: zeros[0..<n]))
+            }
+            done += Int64(n)
+        }
+    }
+
+    /// Grows a regular file to `size` (a sparse tail reads as zeros). Never shrinks: like
+    /// Ganeti's `conv=notrunc`, a larger target keeps its tail.
+    public func extend(to size: Int64) throws(BlockStreamError) {
+        guard isRegularFile else { return }
+        let fd = try self.fd
+        var info = stat()
+        fstat(fd, &info)
+        if Int64(info.st_size) < size, ftruncate(fd, off_t(size)) != 0 { throw failure(errno, at: size) }
+    }
+
+    /// Makes the data written so far durable (fdatasync), for the resume journal.
+    public func syncData() throws(BlockStreamError) {
+        guard isRegularFile || isBlockDevice else { return }
+        let fd = try self.fd
+        guard fdatasync(fd) == 0 else { throw failure(errno, at: bytesWritten) }
     }
 
     /// Makes everything written durable (files and devices; a pipe has nothing to flush).

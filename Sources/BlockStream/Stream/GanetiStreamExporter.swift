@@ -7,6 +7,7 @@ import OpenSSLSupport
 struct GanetiStreamExporter {
     let settings: StreamSettings
     let reporter: StatusReporter
+    var limiter: BandwidthLimiter? = nil
 
     func run(connection: TLSConnection, source: BlockSource) throws {
         let failure = PipelineFailure()
@@ -34,23 +35,34 @@ struct GanetiStreamExporter {
             }
         }
 
-        var compressor: ParallelCompressor?
+        var compressor: OrderedStage?
         var outputPool: BufferPool?
         if settings.compression != .none {
             let pool = BufferPool(buffers: StreamSettings.buffersPerStage + settings.compressionWorkers,
                                   capacity: settings.chunkSize + CompressionMethod.worstCaseExpansion(settings.chunkSize))
             failure.onStop { pool.close() }
             outputPool = pool
-            compressor = try ParallelCompressor(method: settings.compression, workers: settings.compressionWorkers,
-                                                input: readQueue, inputPool: readPool, outputPool: pool, failure: failure)
+            compressor = try OrderedStage(name: "compress", workers: settings.compressionWorkers, input: readQueue,
+                                          outputPool: pool, needsOutput: { _ in true }, failure: failure) {
+                guard let codec = try settings.compression.makeCompressor() else {
+                    throw BlockStreamError(.configuration, "no compressor for \(settings.compression.rawValue)")
+                }
+                return { chunk, output in
+                    guard let output else { throw BlockStreamError(.configuration, "compression without an output buffer") }
+                    defer { readPool.give(chunk) }
+                    try codec.compress(chunk.bytes, into: output)
+                    return output
+                }
+            }
         }
 
+        let wire = WireWriter(connection: connection, limiter: limiter, counter: reporter)
         do {
             while failure.error == nil {
                 let chunk: ChunkBuffer?
                 if let compressor { chunk = compressor.next() } else { chunk = readQueue.pop() }
                 guard let chunk else { break }
-                try connection.write(chunk.bytes)
+                try wire.send(chunk.bytes)
                 (outputPool ?? readPool).give(chunk)
             }
         } catch {

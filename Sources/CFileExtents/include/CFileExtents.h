@@ -15,4 +15,10 @@ int gnt_block_zero_out(int fd, uint64_t offset, uint64_t length);
 /* posix_fadvise(SEQUENTIAL) over the whole file; best effort. */
 void gnt_advise_sequential(int fd);
 
+/* Writeback control (sync_file_range), so that a large stream's data goes to disk while it
+ * arrives instead of in one long flush at the end. */
+int gnt_start_writeback(int fd, int64_t offset, int64_t length);
+int gnt_wait_writeback(int fd, int64_t offset, int64_t length);
+/* posix_fadvise(DONTNEED): drop written-back pages, so a moved disk does not evict the host's cache. */
+void gnt_drop_cache(int fd, int64_t offset, int64_t length);
 #endif

@@ -1,0 +1,182 @@
+import Foundation
+import OpenSSLSupport
+
+/// Moves the same file over loopback several ways in one run and compares gnt-move with a
+/// socat pipeline built like Ganeti's (dd, gzip -1 or zstd -1, socat, and a final dd with
+/// conv=fsync, since gnt-move also flushes its destination).
+public struct StreamBenchmark {
+    /// Per-move key material for both ends (CN localhost, for socat's common-name check).
+    public struct Keys: Sendable {
+        public var importerKey: String, importerCert: String, exporterKey: String, exporterCert: String
+        public init(importerKey: String, importerCert: String, exporterKey: String, exporterCert: String) {
+            (self.importerKey, self.importerCert, self.exporterKey, self.exporterCert) = (importerKey, importerCert, exporterKey, exporterCert)
+        }
+    }
+
+    public struct Measurement: Sendable {
+        public let data: String
+        public let mode: String
+        public let tool: String
+        public let seconds: Double
+        public let bytes: Int64
+        public var megabytesPerSecond: Double { Double(bytes) / 1e6 / seconds }
+    }
+
+    public let executable: String
+    public let directory: String
+    public let keys: Keys
+    public let size: Int64
+    public let log: (String) -> Void
+    static let magic = "fb4ac43ab6b73df33e1c375865e788eb633799c5"
+
+    public init(executable: String, directory: String, keys: Keys, size: Int64, log: @escaping (String) -> Void) {
+        self.executable = executable
+        self.directory = directory
+        self.keys = keys
+        self.size = size
+        self.log = log
+    }
+
+    /// Compressible data: system binaries and libraries, concatenated.
+    public func makeCompressible(_ path: String) throws {
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        guard let out = FileHandle(forWritingAtPath: path) else { throw BlockStreamError(.configuration, "cannot create \(path)") }
+        defer { try? out.close() }
+        var written: Int64 = 0
+        let folders = ["/usr/bin", "/usr/lib/x86_64-linux-gnu", "/usr/lib", "/usr/share/doc"]
+        var files: [String] = []
+        for folder in folders {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder))?.sorted() ?? [] {
+                let file = folder + "/" + name
+                var isDirectory: ObjCBool = false
+                if FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory), !isDirectory.boolValue { files.append(file) }
+            }
+        }
+        guard !files.isEmpty else { throw BlockStreamError(.configuration, "no system files to build compressible data from") }
+        while written < size {
+            for file in files where written < size {
+                guard let data = FileManager.default.contents(atPath: file), !data.isEmpty else { continue }
+                let piece = data.prefix(Int(min(Int64(data.count), size - written)))
+                try out.write(contentsOf: piece)
+                written += Int64(piece.count)
+            }
+        }
+    }
+
+    public func makeRandom(_ path: String) throws {
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        guard let out = FileHandle(forWritingAtPath: path) else { throw BlockStreamError(.configuration, "cannot create \(path)") }
+        defer { try? out.close() }
+        var written: Int64 = 0
+        while written < size {
+            let count = Int(min(Int64(8 << 20), size - written))
+            try out.write(contentsOf: Data(SecureRandom.bytes(count)))
+            written += Int64(count)
+        }
+    }
+
+    /// gnt-move exporter into gnt-move importer.
+    public func runGntMove(source: String, mode: String, data: String) throws -> Measurement {
+        let destination = directory + "/dest.img"
+        try? FileManager.default.removeItem(atPath: destination)
+        let status = directory + "/import.status"
+        try? FileManager.default.removeItem(atPath: status)
+        let importer = try BenchmarkProcess(executable, [
+            "import-export", status, "import", "--key", keys.importerKey, "--cert", keys.importerCert, "--ca", keys.exporterCert,
+            "--compress", mode, "--magic", Self.magic, "--dest", destination, "--connect-timeout", "60",
+        ], logPath: directory + "/import.log")
+        guard let port = BenchmarkProcess.poll(seconds: 30, { (try? ImportExportStatus.load(path: status))?.listen_port }) else {
+            importer.process.terminate()
+            throw BlockStreamError(.configuration, "the gnt-move importer did not listen")
+        }
+        let start = Monotonic.now()
+        let exporter = try BenchmarkProcess(executable, [
+            "import-export", directory + "/export.status", "export", "--key", keys.exporterKey, "--cert", keys.exporterCert,
+            "--ca", keys.importerCert, "--host", "127.0.0.1", "--port", String(port), "--compress", mode, "--magic", Self.magic,
+            "--source", source,
+        ], logPath: directory + "/export.log")
+        try exporter.wait()
+        try importer.wait()
+        let seconds = Monotonic.now() - start
+        try verifySize(destination)
+        return Measurement(data: data, mode: mode, tool: "gnt-move", seconds: seconds, bytes: size)
+    }
+
+    /// The Ganeti-style socat pipeline (spec §5.2), dd with conv=fsync at the end.
+    public func runSocat(source: String, mode: String, data: String) throws -> Measurement {
+        let destination = directory + "/dest.img"
+        try? FileManager.default.removeItem(atPath: destination)
+        let socatLog = directory + "/socat-import.log"
+        try? FileManager.default.removeItem(atPath: socatLog)
+        let cipher = "HIGH:-DES:-3DES:-EXPORT:-DH"
+        let common = "keepalive,keepidle=60,keepintvl=10,keepcnt=5,verify=1,cipher=\(cipher)"
+        let (compress, decompress): (String?, String?) = switch mode {
+        case "gzip", "gzip-fast": ("gzip -1 -c", "gzip -d -c")
+        case "gzip-slow": ("gzip -c", "gzip -d -c")
+        case "zstd": ("zstd -1 -c", "zstd -d -c")
+        default: (nil, nil)
+        }
+        let prefix = "M=" + Self.magic
+        var importStages = ["/usr/bin/socat -ls -d -d -b1048576 -u OPENSSL-LISTEN:0,reuseaddr,forever,intervall=0.01,\(common),key=\(keys.importerKey),cert=\(keys.importerCert),cafile=\(keys.exporterCert),pf=ipv4 stdout 2>\(socatLog)"]
+        if let decompress { importStages.append(decompress) }
+        importStages.append("{ { read -n \(prefix.utf8.count) magic && if test \"$magic\" != \(prefix); then echo 'Magic value mismatch' >&2; exit 1;fi; } && { LC_ALL=C dd bs=1048576 <&0 2>/dev/null & pid=${!}; wait $pid; } }")
+        importStages.append("dd of=\(destination) bs=1048576 conv=notrunc,fsync 2>/dev/null")
+        let importer = try BenchmarkProcess.shell(importStages.joined(separator: " | "), logPath: directory + "/socat-import.err")
+        guard let port = BenchmarkProcess.poll(seconds: 30, { () -> Int? in
+            guard let text = try? String(contentsOfFile: socatLog, encoding: .utf8),
+                  let range = text.range(of: #"listening on AF=2 [0-9.]+:(\d+)"#, options: .regularExpression) else { return nil }
+            return Int(text[range].split(separator: ":").last ?? "")
+        }) else {
+            importer.process.terminate()
+            throw BlockStreamError(.configuration, "socat did not listen")
+        }
+        var exportStages = ["{ echo -E -n \(prefix) && { LC_ALL=C dd if=\(source) bs=1048576 2>/dev/null & pid=${!}; wait $pid; } }"]
+        if let compress { exportStages.append(compress) }
+        exportStages.append("/usr/bin/socat -ls -d -d -b1048576 -u stdin OPENSSL:127.0.0.1:\(port),connect-timeout=20,retry=10,intervall=1,\(common),key=\(keys.exporterKey),cert=\(keys.exporterCert),cafile=\(keys.importerCert),pf=ipv4,openssl-commonname=localhost")
+        let start = Monotonic.now()
+        let exporter = try BenchmarkProcess.shell(exportStages.joined(separator: " | "), logPath: directory + "/socat-export.err")
+        try exporter.wait()
+        try importer.wait()
+        let seconds = Monotonic.now() - start
+        try verifySize(destination)
+        return Measurement(data: data, mode: mode, tool: "socat", seconds: seconds, bytes: size)
+    }
+
+    private func verifySize(_ path: String) throws {
+        let written = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? -1
+        guard written == size else {
+            throw BlockStreamError(.integrity, "benchmark destination has \(written) bytes, expected \(size)")
+        }
+    }
+}
+
+/// A results table: MB/s per tool and the ratio against the baseline run beside it.
+public struct BenchmarkTable {
+    public struct Row: Sendable {
+        public let label: String
+        public let candidate: Double
+        public let baseline: Double
+        public let baselineName: String
+        public let target: Double
+        public var ratio: Double { candidate / baseline }
+        public var met: Bool { ratio >= target }
+
+        public init(label: String, candidate: Double, baseline: Double, baselineName: String, target: Double) {
+            (self.label, self.candidate, self.baseline, self.baselineName, self.target) = (label, candidate, baseline, baselineName, target)
+        }
+    }
+
+    public var rows: [Row] = []
+    public init() {}
+
+    public var rendered: String {
+        func pad(_ s: String, _ n: Int, right: Bool = false) -> String {
+            s.count >= n ? s : (right ? String(repeating: " ", count: n - s.count) + s : s + String(repeating: " ", count: n - s.count))
+        }
+        var lines = ["| scenario | gnt-move MB/s | baseline | baseline MB/s | ratio | target |", "|---|---:|---|---:|---:|---:|"]
+        for row in rows {
+            lines.append("| \(row.label) | \(String(format: "%.0f", row.candidate)) | \(row.baselineName) | \(String(format: "%.0f", row.baseline)) | \(String(format: "%.2f×", row.ratio)) | ≥\(String(format: "%.2g", row.target))× \(row.met ? "met" : "MISSED") |")
+        }
+        return lines.joined(separator: "\n")
+    }
+}

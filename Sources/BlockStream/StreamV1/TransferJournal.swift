@@ -1,0 +1,130 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The record of a gnt-move/1 transfer that lets it resume: which transfer it belongs to, and
+/// the SHA-256 of every chunk done so far, in order.
+///
+/// On the importer a chunk's digest is appended only after its data is durable (fdatasync
+/// first, then the record, then fsync of the journal), so the number of records is the
+/// highest contiguous durable offset. The exporter keeps the same record of what it sent, so
+/// that a resumed transfer can compute the whole-disk digest without reading the source again.
+///
+/// Layout: the line `gnt-move-journal 1`, one line of JSON (the binding), then 32-byte records.
+/// Records are streamed, never held in memory: a 5 TiB disk has 160 MiB of them.
+/// Used by one thread at a time (handed to the writer thread), hence `@unchecked Sendable`.
+final class TransferJournal: @unchecked Sendable {
+    /// What a journal belongs to. A resumed transfer must match it exactly.
+    struct Binding: Codable, Equatable {
+        var role: String
+        var magic: String?
+        var size: Int64
+        var chunk_size: Int
+        var local_certificate: String
+        var peer_certificate: String
+    }
+
+    static let headerLine = "gnt-move-journal 1\n"
+    static let recordSize = 32
+    let path: String
+    let binding: Binding
+    private let fd: Int32
+    private let dataStart: Int64
+    private(set) var records: Int64
+
+    private init(path: String, binding: Binding, fd: Int32, dataStart: Int64, records: Int64) {
+        self.path = path
+        self.binding = binding
+        self.fd = fd
+        self.dataStart = dataStart
+        self.records = records
+    }
+
+    deinit { close(fd) }
+
+    /// Starts a new journal, replacing any old one.
+    static func create(path: String, binding: Binding) throws(BlockStreamError) -> TransferJournal {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let header = Array(headerLine.utf8) + Array((try? encoder.encode(binding)) ?? Data()) + [0x0a]
+        let temporary = path + ".new"
+        let fd = Glibc.open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw BlockStreamError(.journal, "cannot create journal \(path): \(systemError())") }
+        let written = header.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        guard written == header.count, fsync(fd) == 0, rename(temporary, path) == 0 else {
+            let reason = systemError()
+            close(fd)
+            throw BlockStreamError(.journal, "cannot write journal \(path): \(reason)")
+        }
+        return TransferJournal(path: path, binding: binding, fd: fd, dataStart: Int64(header.count), records: 0)
+    }
+
+    /// Opens an existing journal; nil if there is none. A journal whose binding differs from
+    /// `expected` is refused with an error that says what differs.
+    static func open(path: String, expected: Binding) throws(BlockStreamError) -> TransferJournal? {
+        let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
+        if fd < 0 {
+            if errno == ENOENT { return nil }
+            throw BlockStreamError(.journal, "cannot open journal \(path): \(systemError())")
+        }
+        var prefix = [UInt8](repeating: 0, count: 4096)
+        let n = prefix.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        let text = n > 0 ? Array(prefix.prefix(n)) : []
+        let lines = text.split(separator: 0x0a, maxSplits: 2, omittingEmptySubsequences: false)
+        guard lines.count >= 2, String(decoding: lines[0], as: UTF8.self) + "\n" == headerLine,
+              let binding = try? JSONDecoder().decode(Binding.self, from: Data(lines[1])) else {
+            close(fd)
+            throw BlockStreamError(.journal, "journal \(path) is damaged or not a gnt-move journal")
+        }
+        guard binding == expected else {
+            close(fd)
+            var differences: [String] = []
+            if binding.magic != expected.magic { differences.append("magic") }
+            if binding.local_certificate != expected.local_certificate || binding.peer_certificate != expected.peer_certificate { differences.append("certificates") }
+            if binding.size != expected.size { differences.append("disk size") }
+            if binding.chunk_size != expected.chunk_size || binding.role != expected.role { differences.append("format") }
+            throw BlockStreamError(.journal, "journal \(path) belongs to another transfer (\(differences.joined(separator: ", ")) differ); remove it to start over")
+        }
+        let dataStart = Int64(lines[0].count + lines[1].count + 2)
+        var info = stat()
+        fstat(fd, &info)
+        let records = max(0, (Int64(info.st_size) - dataStart) / Int64(recordSize))
+        return TransferJournal(path: path, binding: binding, fd: fd, dataStart: dataStart, records: records)
+    }
+
+    /// Feeds the first `count` records to `body`, in order, in batches.
+    func replay(_ count: Int64, _ body: ([UInt8]) -> Void) throws(BlockStreamError) {
+        var done: Int64 = 0
+        var buffer = [UInt8](repeating: 0, count: 4096 * Self.recordSize)
+        while done < count {
+            let batch = Int(min(count - done, 4096))
+            let bytes = batch * Self.recordSize
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, bytes, off_t(dataStart + done * Int64(Self.recordSize))) }
+            guard n == bytes else { throw BlockStreamError(.journal, "journal \(path) is shorter than it claims") }
+            for i in 0..<batch { body(Array(buffer[(i * Self.recordSize)..<((i + 1) * Self.recordSize)])) }
+            done += Int64(batch)
+        }
+    }
+
+    /// Forgets every record after the first `count`.
+    func truncate(to count: Int64) throws(BlockStreamError) {
+        guard ftruncate(fd, off_t(dataStart + count * Int64(Self.recordSize))) == 0 else {
+            throw BlockStreamError(.journal, "cannot truncate journal \(path): \(systemError())")
+        }
+        records = count
+    }
+
+    /// Appends records; with `durable`, fsyncs the journal before returning.
+    func append(_ digests: [[UInt8]], durable: Bool) throws(BlockStreamError) {
+        guard !digests.isEmpty else { return }
+        let flat = digests.flatMap { $0 }
+        let offset = dataStart + records * Int64(Self.recordSize)
+        let n = flat.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(offset)) }
+        guard n == flat.count else { throw BlockStreamError(.journal, "cannot write journal \(path): \(systemError())") }
+        if durable { guard fsync(fd) == 0 else { throw BlockStreamError(.journal, "cannot sync journal \(path): \(systemError())") } }
+        records += Int64(digests.count)
+    }
+
+    func remove() { unlink(path) }
+}

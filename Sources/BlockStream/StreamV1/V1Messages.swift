@@ -1,0 +1,59 @@
+import Foundation
+import OpenSSLSupport
+
+/// HELLO: what the exporter is about to send.
+struct V1Hello: Codable, Equatable {
+    var version = 1
+    var magic: String?
+    var size: Int64
+    var chunk_size: Int
+    var resume: Bool
+}
+
+/// WELCOME: where the exporter starts.
+struct V1Welcome: Codable, Equatable {
+    var offset: Int64
+}
+
+/// Reading and writing control messages (HELLO, WELCOME, FINAL, ERROR) on a connection.
+enum V1Control {
+    static func encode<T: Encodable>(_ value: T) -> [UInt8] {
+        Array((try? JSONEncoder().encode(value)) ?? Data())
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ payload: [UInt8], what: String) throws(BlockStreamError) -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(payload))
+        } catch {
+            throw BlockStreamError(.protocolError, "gnt-move/1: malformed \(what) message")
+        }
+    }
+}
+
+/// SHA-256 over the SHA-256 of each 1 MiB chunk, in order: the same value whether a chunk
+/// travelled as data or as zeros, and computable from a journal of chunk digests when resuming.
+struct DiskDigest {
+    private let outer = IncrementalDigest(.sha256)
+    private(set) var chunks: Int64 = 0
+
+    /// Digest of a full chunk of zeros, computed once.
+    static let zeroChunk: [UInt8] = {
+        let zeros = [UInt8](repeating: 0, count: V1Protocol.chunkSize)
+        return zeros.withUnsafeBytes { IncrementalDigest.sha256($0) }
+    }()
+
+    static func zeroChunkDigest(length: Int) -> [UInt8] {
+        if length == V1Protocol.chunkSize { return zeroChunk }
+        let zeros = [UInt8](repeating: 0, count: length)
+        return zeros.withUnsafeBytes { IncrementalDigest.sha256($0) }
+    }
+
+    mutating func add(chunkDigest: [UInt8]) {
+        outer.update(chunkDigest)
+        chunks += 1
+    }
+
+    var value: [UInt8] { outer.snapshot() }
+
+    static func render(_ digest: [UInt8]) -> String { "sha256-chunks-1m:" + digest.map { String(format: "%02x", $0) }.joined() }
+}

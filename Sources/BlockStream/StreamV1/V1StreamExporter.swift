@@ -1,0 +1,260 @@
+import CZstd
+import OpenSSLSupport
+
+/// The sending side of gnt-move/1: sparse- and zero-aware, every chunk checksummed, a
+/// whole-disk digest confirmed by the importer, and resumable from the importer's journal.
+struct V1StreamExporter {
+    let settings: StreamSettings
+    let reporter: StatusReporter
+    let journalPath: String?
+    let resume: Bool
+    let limiter: BandwidthLimiter?
+    let binding: TransferJournal.Binding
+    /// For tests and benchmarks: stop as if crashed once this many disk bytes were sent.
+    let abortAfter: Int64?
+
+    /// Returns the whole-disk digest both ends agreed on.
+    func run(connection: TLSConnection, source: BlockSource) throws -> [UInt8] {
+        guard let size = source.size else {
+            throw BlockStreamError(.configuration, "gnt-move/1 needs a source of known size (a file or a block device)")
+        }
+        let link = V1Connection(connection, limiter: limiter, counter: reporter)
+        let hello = V1Hello(magic: settings.magic, size: size, chunk_size: V1Protocol.chunkSize, resume: resume)
+        try link.send(V1FrameHeader(type: .hello), payload: V1Control.encode(hello))
+        let (_, welcomePayload) = try link.readReply(expecting: .welcome, what: "WELCOME", peer: "the importer")
+        let offset = try V1Control.decode(V1Welcome.self, welcomePayload, what: "WELCOME").offset
+        let chunk = Int64(V1Protocol.chunkSize)
+        guard offset >= 0, offset <= size, offset % chunk == 0 || offset == size else {
+            throw BlockStreamError(.protocolError, "gnt-move/1: the importer asked to resume at an invalid offset \(offset)")
+        }
+        var digest = DiskDigest()
+        let journal = try prepareJournal(offset: offset, size: size, source: source, digest: &digest)
+        if offset > 0 {
+            reporter.log("resuming at byte \(offset) of \(size) (\(offset * 100 / max(size, 1))%)")
+            reporter.update { $0.resume_offset = offset }
+        }
+        reporter.bytesMoved.store(offset, ordering: .relaxed)
+        try stream(link: link, source: source, from: offset, size: size, digest: &digest, journal: journal)
+
+        var end = V1FrameHeader(type: .end)
+        end.length = UInt64(size)
+        end.checksum = digest.value
+        try link.send(end)
+        let (final, _) = try link.readReply(expecting: .final, what: "FINAL", peer: "the importer")
+        guard MessageAuthentication.constantTimeEqual(final.checksum, digest.value) else {
+            throw BlockStreamError(.integrity, "the importer's digest \(DiskDigest.render(final.checksum)) differs from the source's \(DiskDigest.render(digest.value))")
+        }
+        try? connection.sendCloseNotify()
+        _ = connection.awaitPeerClose(timeout: 10)
+        connection.closeSocket()
+        return digest.value
+    }
+
+    /// Loads the digests of the chunks before `offset`: from this side's journal where it has
+    /// them, otherwise by reading the source again.
+    private func prepareJournal(offset: Int64, size: Int64, source: BlockSource, digest: inout DiskDigest) throws -> TransferJournal? {
+        guard let journalPath else {
+            if offset > 0 { try recompute(chunks: 0..<chunkCount(offset), size: size, source: source, digest: &digest, journal: nil) }
+            return nil
+        }
+        let needed = chunkCount(offset)
+        if offset > 0, let existing = try TransferJournal.open(path: journalPath, expected: binding) {
+            let usable = min(existing.records, needed)
+            try existing.replay(usable) { digest.add(chunkDigest: $0) }
+            try existing.truncate(to: usable)
+            if usable < needed {
+                reporter.log("the exporter journal covers \(usable) of \(needed) chunks; reading the rest of the prefix again")
+                try recompute(chunks: usable..<needed, size: size, source: source, digest: &digest, journal: existing)
+            }
+            return existing
+        }
+        let journal = try TransferJournal.create(path: journalPath, binding: binding)
+        if offset > 0 {
+            reporter.log("no exporter journal; reading the first \(offset) bytes again to rebuild the digest")
+            try recompute(chunks: 0..<needed, size: size, source: source, digest: &digest, journal: journal)
+        }
+        return journal
+    }
+
+    private func chunkCount(_ offset: Int64) -> Int64 {
+        let chunk = Int64(V1Protocol.chunkSize)
+        return (offset + chunk - 1) / chunk
+    }
+
+    private func recompute(chunks: Range<Int64>, size: Int64, source: BlockSource, digest: inout DiskDigest,
+                           journal: TransferJournal?) throws {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: V1Protocol.chunkSize, alignment: 4096)
+        defer { buffer.deallocate() }
+        var batch: [[UInt8]] = []
+        for index in chunks {
+            let offset = index * Int64(V1Protocol.chunkSize)
+            let length = Int(min(Int64(V1Protocol.chunkSize), size - offset))
+            let n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), at: offset)
+            guard n == length else { throw BlockStreamError(.source, "\(source.name) is shorter than its size") }
+            let chunkDigest = IncrementalDigest.sha256(UnsafeRawBufferPointer(rebasing: buffer[0..<length]))
+            digest.add(chunkDigest: chunkDigest)
+            batch.append(chunkDigest)
+        }
+        try journal?.append(batch, durable: false)
+    }
+
+    private func stream(link: V1Connection, source: BlockSource, from start: Int64, size: Int64,
+                        digest: inout DiskDigest, journal: TransferJournal?) throws {
+        let failure = PipelineFailure()
+        let chunk = V1Protocol.chunkSize
+        let header = V1FrameHeader.size
+        let readPool = BufferPool(buffers: StreamSettings.buffersPerStage + settings.compressionWorkers, capacity: header + chunk)
+        let readQueue = BlockingQueue<ChunkBuffer>(capacity: StreamSettings.buffersPerStage)
+        let compress = settings.compression != .none
+        let outputPool = compress ? BufferPool(buffers: StreamSettings.buffersPerStage + settings.compressionWorkers,
+                                               capacity: header + Int(ZSTD_compressBound(chunk))) : nil
+        failure.onStop { readPool.close(); readQueue.close(); outputPool?.close() }
+
+        let reader = startStage("read", failure: failure) {
+            defer { readQueue.close() }
+            var sparse = SparseMap(fd: source.fd, size: size)
+            var offset = start
+            var sequence = 0
+            while offset < size, let buffer = readPool.take() {
+                let length = Int(min(Int64(chunk), size - offset))
+                buffer.diskOffset = offset
+                buffer.diskLength = Int64(length)
+                buffer.headerRoom = header
+                buffer.count = header
+                buffer.sequence = sequence
+                if sparse.isHole(offset: offset, length: Int64(length)) {
+                    buffer.kind = .zero
+                } else {
+                    let n = try source.read(into: UnsafeMutableRawBufferPointer(start: buffer.base + header, count: length), at: offset)
+                    guard n == length else { throw BlockStreamError(.source, "\(source.name) ended at byte \(offset + Int64(n)), before its size \(size)") }
+                    buffer.count = header + length
+                    buffer.kind = .data
+                }
+                guard readQueue.push(buffer) else { readPool.give(buffer); return }
+                offset += Int64(length)
+                sequence += 1
+            }
+        }
+
+        let encoder = try OrderedStage(name: "encode", workers: settings.compressionWorkers, input: readQueue, outputPool: outputPool,
+                                       needsOutput: { compress && $0.kind == .data }, failure: failure) {
+            let context = compress ? ZstdFrameCompressor() : nil
+            return { item, output in try Self.encode(item, output: output, compressor: context) }
+        }
+
+        var pendingZero: (offset: Int64, length: Int64)? = nil
+        var journalBatch: [[UInt8]] = []
+        var sent = start
+        func flushZeros() throws {
+            guard let run = pendingZero else { return }
+            var frame = V1FrameHeader(type: .zero)
+            frame.offset = UInt64(run.offset)
+            frame.length = UInt64(run.length)
+            try link.send(frame)
+            pendingZero = nil
+        }
+        do {
+            while let item = encoder.next() {
+                digest.add(chunkDigest: item.digest)
+                journalBatch.append(item.digest)
+                if item.kind == .zero {
+                    if let run = pendingZero, run.offset + run.length == item.diskOffset, run.length < (1 << 40) {
+                        pendingZero = (run.offset, run.length + item.diskLength)
+                    } else {
+                        try flushZeros()
+                        pendingZero = (item.diskOffset, item.diskLength)
+                    }
+                } else {
+                    try flushZeros()
+                    try link.wire.send(item.bytes)
+                }
+                sent += item.diskLength
+                reporter.bytesMoved.store(sent, ordering: .relaxed)
+                item.release()
+                if journalBatch.count >= 64 {
+                    try journal?.append(journalBatch, durable: false)
+                    journalBatch.removeAll(keepingCapacity: true)
+                }
+                if let abortAfter, sent >= abortAfter {
+                    throw BlockStreamError(.truncated, "stopped after \(sent) bytes as asked (--abort-after)")
+                }
+            }
+            try flushZeros()
+            try journal?.append(journalBatch, durable: false)
+        } catch {
+            failure.record(error)
+        }
+        reader.join()
+        encoder.join()
+        if let error = failure.error {
+            try? journal?.append(journalBatch, durable: false)
+            link.connection.abort()
+            throw error
+        }
+    }
+
+    /// Worker step: detect zeros, checksum, compress when it pays, and write the frame header.
+    private static func encode(_ item: ChunkBuffer, output: ChunkBuffer?, compressor: ZstdFrameCompressor?) throws -> ChunkBuffer {
+        let header = V1FrameHeader.size
+        if item.kind == .data && isAllZero(item.payload) {
+            item.kind = .zero
+            item.count = header
+        }
+        if item.kind == .zero {
+            output?.release()
+            item.digest = DiskDigest.zeroChunkDigest(length: Int(item.diskLength))
+            return item
+        }
+        item.digest = IncrementalDigest.sha256(item.payload)
+        var frame = V1FrameHeader(type: .data)
+        frame.offset = UInt64(item.diskOffset)
+        frame.length = UInt64(item.diskLength)
+        frame.checksum = item.digest
+        if let compressor, let output {
+            output.count = header
+            output.headerRoom = header
+            let produced = try compressor.compress(item.payload, into: output.free)
+            if produced < item.payload.count - item.payload.count / 64 {
+                output.count += produced
+                output.kind = .data
+                output.diskOffset = item.diskOffset
+                output.diskLength = item.diskLength
+                output.digest = item.digest
+                frame.codec = .zstd
+                frame.payloadLength = UInt32(produced)
+                frame.encode(into: output.base)
+                item.release()
+                return output
+            }
+            output.release()
+        }
+        frame.payloadLength = UInt32(item.payload.count)
+        frame.encode(into: item.base)
+        return item
+    }
+}
+
+/// zstd level 1, one frame per chunk, for gnt-move/1.
+final class ZstdFrameCompressor {
+    private let context: OpaquePointer?
+
+    init() {
+        context = ZSTD_createCCtx()
+        if let context { ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, CompressionMethod.zstdLevel) }
+    }
+
+    deinit { ZSTD_freeCCtx(context) }
+
+    func compress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws(BlockStreamError) -> Int {
+        let n = ZSTD_compress2(context, output.baseAddress, output.count, input.baseAddress, input.count)
+        guard ZSTD_isError(n) == 0 else { throw BlockStreamError(.compression, "zstd: \(String(cString: ZSTD_getErrorName(n)))") }
+        return n
+    }
+
+    /// Decompresses one whole frame; the result must be exactly `output.count` bytes.
+    static func decompress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, context: OpaquePointer?) throws(BlockStreamError) -> Int {
+        let n = ZSTD_decompressDCtx(context, output.baseAddress, output.count, input.baseAddress, input.count)
+        guard ZSTD_isError(n) == 0 else { throw BlockStreamError(.integrity, "corrupt zstd frame: \(String(cString: ZSTD_getErrorName(n)))") }
+        return n
+    }
+}

@@ -1,0 +1,261 @@
+import CZstd
+import OpenSSLSupport
+
+/// The receiving side of gnt-move/1. Nothing is written before the magic and the destination's
+/// size are checked; every chunk's checksum is verified before it is written; success is
+/// reported only when the whole-disk digest equals the exporter's and the data is durable.
+struct V1StreamImporter {
+    let settings: StreamSettings
+    let reporter: StatusReporter
+    let journalPath: String?
+    let targetIsZero: Bool
+    let binding: (Int64) throws -> TransferJournal.Binding
+    /// How often the importer makes data durable and extends the journal.
+    static let durabilityInterval = 1.0
+    static let durabilityBytes: Int64 = 256 << 20
+
+    func run(connection: TLSConnection, sink: BlockSink) throws -> [UInt8] {
+        let link = V1Connection(connection, limiter: nil)
+        let helloHeader = try link.readHeader(expecting: "HELLO")
+        guard helloHeader.type == .hello else { throw BlockStreamError(.protocolError, "gnt-move/1: expected HELLO") }
+        let hello = try V1Control.decode(V1Hello.self, try link.readPayload(helloHeader), what: "HELLO")
+        do {
+            return try receive(hello: hello, link: link, sink: sink)
+        } catch let error as BlockStreamError where error.kind != .truncated {
+            link.sendError(error.message)
+            connection.abort()
+            throw error
+        } catch {
+            connection.abort()
+            throw error
+        }
+    }
+
+    private func receive(hello: V1Hello, link: V1Connection, sink: BlockSink) throws -> [UInt8] {
+        guard hello.magic == settings.magic else {
+            throw BlockStreamError(.magic, "Magic value mismatch: the exporter sent a different magic (wrong peer or wrong disk)")
+        }
+        guard hello.chunk_size == V1Protocol.chunkSize, hello.size >= 0 else {
+            throw BlockStreamError(.protocolError, "gnt-move/1: unsupported chunk size \(hello.chunk_size)")
+        }
+        if let capacity = sink.deviceSize, capacity < hello.size {
+            throw BlockStreamError(.destination, "destination \(sink.name) (\(capacity) bytes) is smaller than the source (\(hello.size) bytes)")
+        }
+        var digest = DiskDigest()
+        var journal: TransferJournal?
+        var offset: Int64 = 0
+        let expected = try binding(hello.size)
+        if hello.resume {
+            guard let journalPath else { throw BlockStreamError(.journal, "--resume needs a journal, but this importer keeps none (no status file)") }
+            guard let existing = try TransferJournal.open(path: journalPath, expected: expected) else {
+                throw BlockStreamError(.journal, "--resume was asked, but there is no journal \(journalPath) for this transfer")
+            }
+            let records = existing.records
+            try existing.replay(records) { digest.add(chunkDigest: $0) }
+            offset = min(records * Int64(V1Protocol.chunkSize), hello.size)
+            journal = existing
+            reporter.log("resuming at byte \(offset) of \(hello.size) from journal \(journalPath)")
+            reporter.update { $0.resume_offset = offset }
+        } else if let journalPath {
+            journal = try TransferJournal.create(path: journalPath, binding: expected)
+        }
+        try link.send(V1FrameHeader(type: .welcome), payload: V1Control.encode(V1Welcome(offset: offset)))
+        reporter.bytesMoved.store(offset, ordering: .relaxed)
+
+        let end = try pipeline(link: link, sink: sink, from: offset, size: hello.size, digest: &digest, journal: journal)
+        guard MessageAuthentication.constantTimeEqual(end.checksum, digest.value) else {
+            throw BlockStreamError(.integrity, "whole-disk digest mismatch: received data gives \(DiskDigest.render(digest.value)), the exporter's source gives \(DiskDigest.render(end.checksum))")
+        }
+        var final = V1FrameHeader(type: .final)
+        final.length = UInt64(hello.size)
+        final.checksum = digest.value
+        try link.send(final)
+        _ = link.connection.awaitPeerClose(timeout: 30)
+        link.connection.closeSocket()
+        return digest.value
+    }
+
+    /// Receives frames until END; returns the END header.
+    private func pipeline(link: V1Connection, sink: BlockSink, from start: Int64, size: Int64,
+                          digest: inout DiskDigest, journal: TransferJournal?) throws -> V1FrameHeader {
+        let failure = PipelineFailure()
+        let header = V1FrameHeader.size
+        let receivePool = BufferPool(buffers: StreamSettings.buffersPerStage + 2, capacity: V1Protocol.maxPayload)
+        let decodedPool = BufferPool(buffers: StreamSettings.buffersPerStage + 2, capacity: V1Protocol.chunkSize)
+        let receiveQueue = BlockingQueue<ChunkBuffer>(capacity: StreamSettings.buffersPerStage)
+        failure.onStop { receivePool.close(); decodedPool.close(); receiveQueue.close() }
+
+        let decoder = OrderedStage(name: "decode", workers: 2, input: receiveQueue, outputPool: decodedPool,
+                                   needsOutput: { $0.kind == .data && $0.headerRoom == 1 }, failure: failure) {
+            let context = DecompressionContext()
+            return { item, output in try Self.decode(item, output: output, context: context) }
+        }
+
+        // The writer consumes decoded chunks in order on its own thread.
+        let writerState = WriterState(next: start, digest: digest)
+        let writer = startStage("write", failure: failure) { [reporter, targetIsZero] in
+            var lastSync = Monotonic.now()
+            var unsynced: [[UInt8]] = []
+            var unsyncedBytes: Int64 = 0
+            func makeDurable() throws {
+                guard !unsynced.isEmpty else { return }
+                try sink.syncData()
+                try journal?.append(unsynced, durable: true)
+                unsynced.removeAll(keepingCapacity: true)
+                unsyncedBytes = 0
+                lastSync = Monotonic.now()
+            }
+            while let item = decoder.next() {
+                defer { item.release() }
+                if item.kind == .end { break }
+                guard item.diskOffset == writerState.next else {
+                    throw BlockStreamError(.protocolError, "gnt-move/1: frame for byte \(item.diskOffset) arrived where byte \(writerState.next) was expected")
+                }
+                guard item.diskOffset + item.diskLength <= size else {
+                    throw BlockStreamError(.protocolError, "gnt-move/1: frame runs past the end of the disk (\(size) bytes)")
+                }
+                if item.kind == .zero {
+                    try sink.writeZeros(at: item.diskOffset, length: item.diskLength, targetIsZero: targetIsZero)
+                    var position = item.diskOffset
+                    while position < item.diskOffset + item.diskLength {
+                        let length = Int(min(Int64(V1Protocol.chunkSize), item.diskOffset + item.diskLength - position))
+                        let chunkDigest = DiskDigest.zeroChunkDigest(length: length)
+                        writerState.digest.add(chunkDigest: chunkDigest)
+                        unsynced.append(chunkDigest)
+                        position += Int64(length)
+                    }
+                } else {
+                    try sink.write(item.bytes, at: item.diskOffset)
+                    writerState.digest.add(chunkDigest: item.digest)
+                    unsynced.append(item.digest)
+                }
+                writerState.next += item.diskLength
+                unsyncedBytes += item.diskLength
+                reporter.bytesMoved.store(writerState.next, ordering: .relaxed)
+                if unsyncedBytes >= Self.durabilityBytes || Monotonic.now() - lastSync >= Self.durabilityInterval {
+                    try makeDurable()
+                }
+            }
+            guard failure.error == nil else {
+                // The stream broke (the exporter died, a frame was corrupt): what was written
+                // and verified so far is made durable and journaled, so a resume skips it.
+                try? makeDurable()
+                return
+            }
+            guard writerState.next == size else {
+                throw BlockStreamError(.truncated, "gnt-move/1: the stream ended at byte \(writerState.next) of \(size)")
+            }
+            try sink.extend(to: size)
+            try sink.flush()
+            try journal?.append(unsynced, durable: true)
+            unsynced.removeAll()
+        }
+
+        var endHeader: V1FrameHeader?
+        var sequence = 0
+        do {
+            receiving: while failure.error == nil {
+                let frame = try link.readHeader(expecting: "a frame")
+                guard let item = receivePool.take() else { break }
+                item.sequence = sequence
+                sequence += 1
+                item.diskOffset = Int64(frame.offset)
+                item.diskLength = Int64(frame.length)
+                switch frame.type {
+                case .data:
+                    guard frame.length > 0, frame.length <= UInt64(V1Protocol.chunkSize), frame.payloadLength > 0 else {
+                        item.release()
+                        throw BlockStreamError(.protocolError, "gnt-move/1: invalid DATA frame at byte \(frame.offset)")
+                    }
+                    let n = try link.connection.readFully(into: UnsafeMutableRawBufferPointer(start: item.base, count: Int(frame.payloadLength)))
+                    guard n == Int(frame.payloadLength) else {
+                        item.release()
+                        throw BlockStreamError(.truncated, "gnt-move/1: truncated frame at byte \(frame.offset)")
+                    }
+                    item.count = n
+                    item.kind = .data
+                    item.digest = frame.checksum
+                    item.headerRoom = frame.codec == .zstd ? 1 : 0
+                case .zero:
+                    item.kind = .zero
+                case .end:
+                    item.kind = .end
+                    endHeader = frame
+                    guard receiveQueue.push(item) else { item.release(); break receiving }
+                    break receiving
+                default:
+                    item.release()
+                    throw BlockStreamError(.protocolError, "gnt-move/1: unexpected frame type \(frame.type.rawValue) in the data")
+                }
+                guard receiveQueue.push(item) else { item.release(); break }
+            }
+        } catch {
+            failure.record(error)
+        }
+        receiveQueue.close()
+        decoder.join()
+        writer.join()
+        digest = writerState.digest
+        if let error = failure.error { throw error }
+        guard let endHeader else { throw BlockStreamError(.truncated, "gnt-move/1: the stream ended without END") }
+        guard endHeader.length == UInt64(size) else {
+            throw BlockStreamError(.protocolError, "gnt-move/1: END announces \(endHeader.length) bytes, HELLO \(size)")
+        }
+        _ = header
+        return endHeader
+    }
+
+    /// Worker step: decompress if needed and verify the chunk's checksum.
+    private static func decode(_ item: ChunkBuffer, output: ChunkBuffer?, context: DecompressionContext) throws -> ChunkBuffer {
+        guard item.kind == .data else {
+            output?.release()
+            return item
+        }
+        var plain = item
+        if item.headerRoom == 1 {
+            guard let output else { throw BlockStreamError(.configuration, "decoding without an output buffer") }
+            let n = try ZstdFrameCompressor.decompress(item.bytes, into: UnsafeMutableRawBufferPointer(start: output.base, count: Int(item.diskLength)),
+                                                       context: context.pointer)
+            guard n == Int(item.diskLength) else {
+                output.release()
+                throw BlockStreamError(.integrity, "corrupted frame at byte \(item.diskOffset): it decompresses to \(n) bytes, not \(item.diskLength)")
+            }
+            output.count = n
+            output.kind = .data
+            output.diskOffset = item.diskOffset
+            output.diskLength = item.diskLength
+            output.digest = item.digest
+            item.release()
+            plain = output
+        } else {
+            output?.release()
+            guard item.count == Int(item.diskLength) else {
+                throw BlockStreamError(.integrity, "corrupted frame at byte \(item.diskOffset): \(item.count) payload bytes for \(item.diskLength) disk bytes")
+            }
+        }
+        plain.headerRoom = 0
+        let actual = IncrementalDigest.sha256(plain.bytes)
+        guard MessageAuthentication.constantTimeEqual(actual, plain.digest) else {
+            throw BlockStreamError(.integrity, "corrupted frame at byte \(plain.diskOffset): checksum mismatch")
+        }
+        return plain
+    }
+}
+
+/// The writer thread's running position and digest, read back by the receiving thread after
+/// the writer has been joined.
+private final class WriterState: @unchecked Sendable {
+    var next: Int64
+    var digest: DiskDigest
+    init(next: Int64, digest: DiskDigest) {
+        self.next = next
+        self.digest = digest
+    }
+}
+
+/// One zstd decompression context per worker thread.
+final class DecompressionContext {
+    let pointer: OpaquePointer?
+    init() { pointer = ZSTD_createDCtx() }
+    deinit { ZSTD_freeDCtx(pointer) }
+}
