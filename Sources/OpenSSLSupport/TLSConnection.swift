@@ -72,6 +72,19 @@ public final class TLSConnection: @unchecked Sendable {
         throw TLSError(.handshake, "TLS handshake with \(peerName) failed: the peer refused our certificate (\(detail))")
     }
 
+    /// True when the peer has sent something not read yet (checked without blocking).
+    public var hasIncomingData: Bool {
+        if SSL_pending(ssl) > 0 { return true }
+        var poller = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        return poll(&poller, 1, 0) > 0
+    }
+
+    /// Waits up to `timeout` for the socket to become readable.
+    public func waitReadable(timeout seconds: Double) {
+        var poller = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        _ = poll(&poller, 1, Int32(seconds * 1000))
+    }
+
     /// The application protocol both ends agreed on, if any.
     public var negotiatedProtocol: String? {
         var data: UnsafePointer<UInt8>?

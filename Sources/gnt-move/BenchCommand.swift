@@ -18,6 +18,9 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Folder for the test files (default: a new temporary folder, removed afterwards).") var dir: String?
         @Option(help: "Repeat each measurement this many times and keep the median.") var runs = 1
         @Option(help: "Compression modes to run.") var modes = "none,gzip,zstd"
+        @Option(name: .customLong("sparse-size"), help: "Size of the sparse image for the gnt-move/1 comparison.") var sparseSize = ByteSize(bytes: 8 << 30)
+        @Option(name: .customLong("sparse-data"), help: "Data in the sparse image.") var sparseData = ByteSize(bytes: 80 << 20)
+        @Flag(name: .customLong("skip-v0"), help: "Run only the gnt-move/1 scenarios.") var skipV0 = false
 
         func execute() throws {
             let folder = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("gnt-move-bench-\(UUID().uuidString)").path
@@ -35,13 +38,13 @@ struct BenchCommand: ParsableCommand {
                 size: size.bytes, log: { Console.error($0) })
             let modeList = modes.split(separator: ",").map(String.init)
             var table = BenchmarkTable()
-            for data in ["compressible", "random"] {
+            for data in skipV0 ? [] : ["compressible", "random"] {
                 let source = folder + "/\(data).img"
                 Console.error("preparing \(size) of \(data) data")
                 if data == "compressible" { try benchmark.makeCompressible(source) } else { try benchmark.makeRandom(source) }
                 var gntMoveRates: [String: Double] = [:]
                 for mode in modeList {
-                    let ours = try median((0..<max(1, runs)).map { _ in try benchmark.runGntMove(source: source, mode: mode, data: data) })
+                    let ours = try median((0..<max(1, runs)).map { _ in try benchmark.runGntMove(source: source, mode: mode, data: data, streamProtocol: "ganeti") })
                     let theirs = try median((0..<max(1, runs)).map { _ in try benchmark.runSocat(source: source, mode: mode, data: data) })
                     Console.error(String(format: "%@ %@: gnt-move %.0f MB/s, socat %.0f MB/s", data, mode, ours, theirs))
                     gntMoveRates[mode] = ours
@@ -55,8 +58,55 @@ struct BenchCommand: ParsableCommand {
                 }
                 try? FileManager.default.removeItem(atPath: source)
             }
-            print("Stream benchmark, \(size) per file, median of \(max(1, runs)) run(s), loopback, destination fsynced by both")
-            print(table.rendered)
+            if !skipV0 {
+                print("Ganeti stream (v0) against Ganeti's socat pipeline: \(size) per file, median of \(max(1, runs)) run(s), loopback, destination fsynced by both")
+                print(table.rendered)
+                print("")
+            }
+            print(try runV1(folder: folder, keys: benchmark.keys))
+        }
+
+        /// gnt-move/1 against the Ganeti stream: a sparse image, dense mixed data with zstd, and
+        /// resuming at 90%.
+        private func runV1(folder: String, keys: StreamBenchmark.Keys) throws -> String {
+            let executable = CommandLine.arguments[0].hasPrefix("/") ? CommandLine.arguments[0] : FileManager.default.currentDirectoryPath + "/" + CommandLine.arguments[0]
+            let compressible = folder + "/corpus.img"
+            let corpusBench = StreamBenchmark(executable: executable, directory: folder, keys: keys, size: size.bytes, log: { Console.error($0) })
+            try corpusBench.makeCompressible(compressible)
+            defer { try? FileManager.default.removeItem(atPath: compressible) }
+            var table = BenchmarkTable()
+
+            let sparseBench = StreamBenchmark(executable: executable, directory: folder, keys: keys, size: sparseSize.bytes, log: { Console.error($0) })
+            let sparse = folder + "/sparse.img"
+            Console.error("preparing a \(sparseSize) sparse image with \(sparseData) of data")
+            try sparseBench.makeSparse(sparse, dataBytes: sparseData.bytes, from: compressible)
+            let v1Sparse = try median((0..<max(1, runs)).map { _ in try sparseBench.runGntMove(source: sparse, mode: "none", data: "sparse", streamProtocol: "v1") })
+            let v0Sparse = try median((0..<max(1, runs)).map { _ in try sparseBench.runGntMove(source: sparse, mode: "none", data: "sparse", streamProtocol: "ganeti") })
+            try? FileManager.default.removeItem(atPath: sparse)
+            table.rows.append(.init(label: "sparse \(sparseSize) with \(sparseData) data, v1", candidate: v1Sparse, baseline: v0Sparse,
+                                    baselineName: "gnt-move v0 none", target: 20))
+
+            let mixed = folder + "/mixed.img"
+            Console.error("preparing \(size) of dense mixed data")
+            try corpusBench.makeMixed(mixed, from: compressible)
+            let v1Mixed = try median((0..<max(1, runs)).map { _ in try corpusBench.runGntMove(source: mixed, mode: "zstd", data: "mixed", streamProtocol: "v1") })
+            let v0Mixed = try median((0..<max(1, runs)).map { _ in try corpusBench.runGntMove(source: mixed, mode: "zstd", data: "mixed", streamProtocol: "ganeti") })
+            let socatMixed = try median((0..<max(1, runs)).map { _ in try corpusBench.runSocat(source: mixed, mode: "zstd", data: "mixed") })
+            table.rows.append(.init(label: "dense mixed, v1 zstd", candidate: v1Mixed, baseline: v0Mixed, baselineName: "gnt-move v0 zstd", target: 0.8))
+            table.rows.append(.init(label: "dense mixed, v1 zstd", candidate: v1Mixed, baseline: socatMixed, baselineName: "socat + zstd -1", target: 1.5))
+
+            // Resume at 90%: a full v1 transfer, then one stopped at 90% and resumed; the resumed
+            // run's speed is the disk size over its own time.
+            let full = try corpusBench.runGntMove(source: mixed, mode: "none", data: "mixed", streamProtocol: "v1")
+            _ = try corpusBench.runGntMove(source: mixed, mode: "none", data: "mixed", streamProtocol: "v1",
+                                           exporterOptions: ["--abort-after", String(size.bytes / 10 * 9)], expectFailure: true)
+            let resumed = try corpusBench.runGntMove(source: mixed, mode: "none", data: "mixed", streamProtocol: "v1",
+                                                     keepDestination: true, exporterOptions: ["--resume"])
+            try? FileManager.default.removeItem(atPath: mixed)
+            table.rows.append(.init(label: "resume at 90% (time \(String(format: "%.2f", resumed.seconds)) s vs \(String(format: "%.2f", full.seconds)) s: \(String(format: "%.0f", 100 * resumed.seconds / full.seconds))%)",
+                                    candidate: resumed.megabytesPerSecond, baseline: full.megabytesPerSecond,
+                                    baselineName: "full v1 transfer", target: 1 / 0.15))
+            return "gnt-move/1 (v1) scenarios, median of \(max(1, runs)) run(s)\n" + table.rendered
         }
 
         private func median(_ values: [StreamBenchmark.Measurement]) -> Double {

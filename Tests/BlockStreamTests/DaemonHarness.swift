@@ -27,6 +27,8 @@ struct DaemonHarness {
     func startImporter(own: Identity = b, ca: String = a.cert, dest: String, compress: String = "none",
                        magic: String? = DaemonHarness.magic, timeout: Double = 30, status: String = "import.status",
                        extra: [String] = []) throws -> BackgroundProcess {
+        // A status file left by an earlier importer would announce its port.
+        try? FileManager.default.removeItem(atPath: folder.file(status))
         var arguments = [folder.file(status), "import", "--key", own.key, "--cert", own.cert, "--ca", ca,
                          "--connect-timeout", String(timeout), "--compress", compress, "--dest", dest]
         if let magic { arguments += ["--magic", magic] }

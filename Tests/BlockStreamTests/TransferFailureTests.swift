@@ -108,7 +108,8 @@ final class TransferFailureTests: XCTestCase {
         let harness = DaemonHarness("mismatch-a")
         let dest = harness.folder.file("dest.img")
         let importer = try harness.startImporter(dest: dest, compress: "none")
-        let exporter = try harness.runExporter(port: try harness.listenPort(), source: try source(harness), compress: "gzip")
+        let exporter = try harness.runExporter(port: try harness.listenPort(), source: try source(harness), compress: "gzip",
+                                               extra: ["--protocol", "ganeti"])
         XCTAssertEqual(importer.wait(), 1)
         XCTAssertEqual(exporter.status, 1)
         XCTAssertTrue((try harness.status("import.status")).error_message?.contains("Magic value mismatch") == true)
@@ -119,12 +120,26 @@ final class TransferFailureTests: XCTestCase {
         let harness = DaemonHarness("mismatch-b")
         let dest = harness.folder.file("dest.img")
         let importer = try harness.startImporter(dest: dest, compress: "gzip")
-        let exporter = try harness.runExporter(port: try harness.listenPort(), source: try source(harness), compress: "none")
+        let exporter = try harness.runExporter(port: try harness.listenPort(), source: try source(harness), compress: "none",
+                                               extra: ["--protocol", "ganeti"])
         XCTAssertEqual(importer.wait(), 1)
         XCTAssertEqual(exporter.status, 1)
         let message = try harness.status("import.status").error_message ?? ""
         XCTAssertTrue(message.contains("not valid gzip"), message)
         assertNothingWritten(dest)
+    }
+
+    /// gnt-move/1 frames say how they are compressed, so differing --compress values cannot
+    /// corrupt a gnt-move to gnt-move transfer.
+    func testCompressionMismatchCannotHappenWithV1() throws {
+        let harness = DaemonHarness("mismatch-v1")
+        let dest = harness.folder.file("dest.img")
+        let source = try source(harness)
+        let importer = try harness.startImporter(dest: dest, compress: "none")
+        let exporter = try harness.runExporter(port: try harness.listenPort(), source: source, compress: "zstd")
+        XCTAssertEqual(exporter.status, 0, exporter.stderr)
+        XCTAssertEqual(importer.wait(), 0)
+        XCTAssertEqual(try TestData.sha256(dest), try TestData.sha256(source))
     }
 
     func testExporterKilledMidStream() throws {

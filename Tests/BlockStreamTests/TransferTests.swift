@@ -5,6 +5,7 @@ import XCTest
 
 /// gnt-move to gnt-move over real TLS on loopback, and the status file.
 final class TransferTests: XCTestCase {
+    /// The Ganeti stream between two gnt-move daemons (`--protocol ganeti`).
     func testEveryCompressionRoundTrips() throws {
         for compress in ["none", "gzip", "gzip-fast", "gzip-slow", "zstd"] {
             let harness = DaemonHarness("roundtrip")
@@ -12,7 +13,8 @@ final class TransferTests: XCTestCase {
             try TestData.writeMixed(source, size: 5 * 1_048_576 + 12345, seed: 7)
             let dest = harness.folder.file("dest.img")
             let importer = try harness.startImporter(dest: dest, compress: compress, extra: ["--expected-size", "5"])
-            let exporter = try harness.runExporter(port: try harness.listenPort(), source: source, compress: compress)
+            let exporter = try harness.runExporter(port: try harness.listenPort(), source: source, compress: compress,
+                                                   extra: ["--protocol", "ganeti"])
             XCTAssertEqual(exporter.status, 0, "\(compress): \(exporter.stderr)")
             XCTAssertEqual(importer.wait(), 0, "\(compress): \(importer.stderr)")
             XCTAssertEqual(try TestData.sha256(dest), try TestData.sha256(source), compress)

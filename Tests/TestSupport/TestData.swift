@@ -12,20 +12,29 @@ public enum TestData {
             if let data = FileManager.default.contents(atPath: file) { corpus.append(data) }
             if corpus.count > 4 << 20 { break }
         }
-        if corpus.isEmpty { corpus = Data(repeating: 0x41, count: 1 << 20) }
-        var out = Data(capacity: size)
-        while out.count < size {
-            let kind = generator.next() % 4
-            let length = Int(generator.next() % 262_144) + 4096
-            switch kind {
-            case 0: out.append(Data((0..<length).map { _ in UInt8(truncatingIfNeeded: generator.next()) }))
-            case 1: out.append(Data(repeating: 0, count: length))
-            default:
-                let start = Int(generator.next() % UInt64(max(1, corpus.count - length)))
-                out.append(corpus[corpus.startIndex + start ..< corpus.startIndex + min(corpus.count, start + length)])
+        if corpus.count < 300_000 { corpus.append(Data(repeating: 0x41, count: 300_000)) }
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: size + 270_000, alignment: 8)
+        defer { out.deallocate() }
+        var filled = 0
+        corpus.withUnsafeBytes { source in
+            while filled < size {
+                let kind = generator.next() % 4
+                let length = Int(generator.next() % 262_144) + 4096
+                let target = out.baseAddress! + filled
+                switch kind {
+                case 0:
+                    for word in 0..<(length / 8) { target.storeBytes(of: generator.next(), toByteOffset: word * 8, as: UInt64.self) }
+                    target.advanced(by: length / 8 * 8).initializeMemory(as: UInt8.self, repeating: 0x5a, count: length % 8)
+                case 1:
+                    target.initializeMemory(as: UInt8.self, repeating: 0, count: length)
+                default:
+                    let start = Int(generator.next() % UInt64(source.count - length))
+                    target.copyMemory(from: source.baseAddress! + start, byteCount: length)
+                }
+                filled += length
             }
         }
-        try out.prefix(size).write(to: URL(fileURLWithPath: path))
+        try Data(bytesNoCopy: out.baseAddress!, count: size, deallocator: .none).write(to: URL(fileURLWithPath: path))
     }
 
     /// `size` random bytes.
@@ -34,7 +43,13 @@ public enum TestData {
     }
 
     public static func sha256(_ path: String) throws -> String {
-        Hex.encode(MessageAuthentication.digest(.sha256, Array(try Data(contentsOf: URL(fileURLWithPath: path)))))
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        let digest = IncrementalDigest(.sha256)
+        while let chunk = try handle.read(upToCount: 8 << 20), !chunk.isEmpty {
+            chunk.withUnsafeBytes { digest.update($0) }
+        }
+        return Hex.encode(digest.snapshot())
     }
 }
 
@@ -48,5 +63,41 @@ public struct SplitMix64 {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+extension TestData {
+    /// A sparse file of `size` bytes with `dataRanges` (offset, length) filled with mixed data.
+    public static func writeSparse(_ path: String, size: Int64, dataRanges: [(Int64, Int)], seed: UInt64 = 3) throws {
+        FileManager.default.createFile(atPath: path, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        try handle.truncate(atOffset: UInt64(size))
+        let scratch = TemporaryDirectory("sparse-fill")
+        for (index, (offset, length)) in dataRanges.enumerated() {
+            let piece = scratch.file("piece\(index)")
+            try writeMixed(piece, size: length, seed: seed + UInt64(index))
+            try handle.seek(toOffset: UInt64(offset))
+            try handle.write(contentsOf: Data(contentsOf: URL(fileURLWithPath: piece)))
+        }
+    }
+
+    /// Bytes the file system actually holds for `path`.
+    public static func allocatedBytes(_ path: String) -> Int64 {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return -1 }
+        return Int64(info.st_blocks) * 512
+    }
+
+    /// gnt-move/1's whole-disk digest, computed independently: SHA-256 over the SHA-256 of each
+    /// 1 MiB chunk.
+    public static func chunkedDigest(_ path: String) throws -> String {
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        let outer = IncrementalDigest(.sha256)
+        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            outer.update(MessageAuthentication.digest(.sha256, Array(chunk)))
+        }
+        return "sha256-chunks-1m:" + Hex.encode(outer.snapshot())
     }
 }

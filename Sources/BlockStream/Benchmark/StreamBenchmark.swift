@@ -75,15 +75,61 @@ public struct StreamBenchmark {
         }
     }
 
-    /// gnt-move exporter into gnt-move importer.
-    public func runGntMove(source: String, mode: String, data: String) throws -> Measurement {
+    /// A sparse image of `size` bytes with `dataBytes` of compressible data in 1 MiB extents
+    /// spread evenly over it.
+    public func makeSparse(_ path: String, dataBytes: Int64, from compressible: String) throws {
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        guard let out = FileHandle(forWritingAtPath: path), let input = FileHandle(forReadingAtPath: compressible) else {
+            throw BlockStreamError(.configuration, "cannot create \(path)")
+        }
+        defer { try? out.close(); try? input.close() }
+        try out.truncate(atOffset: UInt64(size))
+        let extents = max(1, dataBytes >> 20)
+        let stride = size / extents
+        for index in 0..<extents {
+            guard let piece = try input.read(upToCount: 1 << 20), !piece.isEmpty else { break }
+            try out.seek(toOffset: UInt64(index * stride))
+            try out.write(contentsOf: piece)
+        }
+    }
+
+    /// Dense mixed data: runs of system binaries, random bytes and zeros.
+    public func makeMixed(_ path: String, from compressible: String) throws {
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        guard let out = FileHandle(forWritingAtPath: path), let input = FileHandle(forReadingAtPath: compressible) else {
+            throw BlockStreamError(.configuration, "cannot create \(path)")
+        }
+        defer { try? out.close(); try? input.close() }
+        var written: Int64 = 0
+        var turn = 0
+        while written < size {
+            let count = Int(min(Int64(turn % 3 == 0 ? 48 << 20 : 8 << 20), size - written))
+            let piece: Data
+            switch turn % 3 {
+            case 0: piece = (try input.read(upToCount: count)) ?? Data(count: count)
+            case 1: piece = Data(SecureRandom.bytes(count))
+            default: piece = Data(count: count)
+            }
+            try out.write(contentsOf: piece.count == count ? piece : piece + Data(count: count - piece.count))
+            written += Int64(count)
+            turn += 1
+        }
+    }
+
+    /// gnt-move exporter into gnt-move importer. `streamProtocol` picks Ganeti's stream or
+    /// gnt-move/1; `keepDestination` and `exporterOptions` serve the resume measurement.
+    public func runGntMove(source: String, mode: String, data: String, streamProtocol: String = "ganeti",
+                           keepDestination: Bool = false, exporterOptions: [String] = [], expectFailure: Bool = false) throws -> Measurement {
         let destination = directory + "/dest.img"
-        try? FileManager.default.removeItem(atPath: destination)
+        if !keepDestination {
+            try? FileManager.default.removeItem(atPath: destination)
+            for journal in ["/import.status.journal", "/export.status.journal"] { try? FileManager.default.removeItem(atPath: directory + journal) }
+        }
         let status = directory + "/import.status"
         try? FileManager.default.removeItem(atPath: status)
         let importer = try BenchmarkProcess(executable, [
             "import-export", status, "import", "--key", keys.importerKey, "--cert", keys.importerCert, "--ca", keys.exporterCert,
-            "--compress", mode, "--magic", Self.magic, "--dest", destination, "--connect-timeout", "60",
+            "--compress", mode, "--magic", Self.magic, "--dest", destination, "--connect-timeout", "60", "--protocol", streamProtocol,
         ], logPath: directory + "/import.log")
         guard let port = BenchmarkProcess.poll(seconds: 30, { (try? ImportExportStatus.load(path: status))?.listen_port }) else {
             importer.process.terminate()
@@ -93,13 +139,18 @@ public struct StreamBenchmark {
         let exporter = try BenchmarkProcess(executable, [
             "import-export", directory + "/export.status", "export", "--key", keys.exporterKey, "--cert", keys.exporterCert,
             "--ca", keys.importerCert, "--host", "127.0.0.1", "--port", String(port), "--compress", mode, "--magic", Self.magic,
-            "--source", source,
-        ], logPath: directory + "/export.log")
+            "--source", source, "--protocol", streamProtocol,
+        ] + exporterOptions, logPath: directory + "/export.log")
+        if expectFailure {
+            exporter.process.waitUntilExit()
+            importer.process.waitUntilExit()
+            return Measurement(data: data, mode: mode, tool: "gnt-move", seconds: Monotonic.now() - start, bytes: size)
+        }
         try exporter.wait()
         try importer.wait()
         let seconds = Monotonic.now() - start
         try verifySize(destination)
-        return Measurement(data: data, mode: mode, tool: "gnt-move", seconds: seconds, bytes: size)
+        return Measurement(data: data, mode: mode, tool: "gnt-move \(streamProtocol)", seconds: seconds, bytes: size)
     }
 
     /// The Ganeti-style socat pipeline (spec §5.2), dd with conv=fsync at the end.

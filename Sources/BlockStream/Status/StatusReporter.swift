@@ -73,17 +73,26 @@ public final class StatusReporter: @unchecked Sendable {
         stopped.store(true, ordering: .relaxed)
         ticker?.join()
         sample(force: true)
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let peak = Self.peakResidentKiB()
         update {
             $0.exit_status = error == nil ? 0 : 1
             $0.error_message = error.map { "\($0)" }
-            $0.max_rss_kib = Int(usage.ru_maxrss)
+            $0.max_rss_kib = peak
             let wire = wireBytes.load(ordering: .relaxed)
             if wire > 0 { $0.wire_bytes = wire }
         }
         if let error { log("error: \(error)") }
         write(force: true)
+    }
+
+    /// VmHWM from /proc/self/status. (getrusage's ru_maxrss would include the parent's memory
+    /// at fork time, which survives execve.)
+    static func peakResidentKiB() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return Int(line.split(separator: " ").dropFirst().first ?? "")
+        }
+        return nil
     }
 
     public var snapshot: ImportExportStatus {

@@ -1,4 +1,5 @@
 import CFileExtents
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,6 +22,8 @@ public final class BlockSink: @unchecked Sendable {
     public private(set) var initialSize: Int64 = 0
     /// Whether hole punching works here; cleared on the first EOPNOTSUPP.
     private var canPunch = true
+    /// Guards the lazy creation of the file: the writer and the durability thread share the sink.
+    private let openLock = NSLock()
 
     /// Opens `path` for writing; nil means stdout.
     public init(path: String?) throws(BlockStreamError) {
@@ -37,7 +40,7 @@ public final class BlockSink: @unchecked Sendable {
         ownsDescriptor = true
         var info = stat()
         if stat(path, &info) == 0 {
-            let fd = open(path, O_WRONLY | O_CLOEXEC)
+            let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC)
             guard fd >= 0 else { throw BlockStreamError(.destination, "cannot open destination \(path): \(systemError())") }
             descriptor = fd
             isBlockDevice = (info.st_mode & S_IFMT) == S_IFBLK
@@ -59,8 +62,10 @@ public final class BlockSink: @unchecked Sendable {
     /// The open descriptor, creating the file on first use.
     public var fd: Int32 {
         get throws(BlockStreamError) {
+            openLock.lock()
+            defer { openLock.unlock() }
             if descriptor < 0, let path {
-                let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+                let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
                 guard fd >= 0 else { throw BlockStreamError(.destination, "cannot create destination \(path): \(systemError())") }
                 descriptor = fd
             }
@@ -162,6 +167,10 @@ public final class BlockSink: @unchecked Sendable {
     /// Makes the data written so far durable (fdatasync), for the resume journal.
     public func syncData() throws(BlockStreamError) {
         guard isRegularFile || isBlockDevice else { return }
+        openLock.lock()
+        let opened = descriptor >= 0
+        openLock.unlock()
+        guard opened else { return }
         let fd = try self.fd
         guard fdatasync(fd) == 0 else { throw failure(errno, at: bytesWritten) }
     }

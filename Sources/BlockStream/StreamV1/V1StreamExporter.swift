@@ -136,7 +136,7 @@ struct V1StreamExporter {
             }
         }
 
-        let encoder = try OrderedStage(name: "encode", workers: settings.compressionWorkers, input: readQueue, outputPool: outputPool,
+        let encoder = OrderedStage(name: "encode", workers: settings.compressionWorkers, input: readQueue, outputPool: outputPool,
                                        needsOutput: { compress && $0.kind == .data }, failure: failure) {
             let context = compress ? ZstdFrameCompressor() : nil
             return { item, output in try Self.encode(item, output: output, compressor: context) }
@@ -174,6 +174,11 @@ struct V1StreamExporter {
                 if journalBatch.count >= 64 {
                     try journal?.append(journalBatch, durable: false)
                     journalBatch.removeAll(keepingCapacity: true)
+                }
+                if link.connection.hasIncomingData {
+                    // The importer speaks mid-stream only to refuse (corrupt frame, full disk).
+                    _ = try link.readReply(expecting: .final, what: "FINAL", peer: "the importer")
+                    throw BlockStreamError(.protocolError, "gnt-move/1: the importer answered before the end of the stream")
                 }
                 if let abortAfter, sent >= abortAfter {
                     throw BlockStreamError(.truncated, "stopped after \(sent) bytes as asked (--abort-after)")

@@ -12,7 +12,6 @@ struct V1StreamImporter {
     let binding: (Int64) throws -> TransferJournal.Binding
     /// How often the importer makes data durable and extends the journal.
     static let durabilityInterval = 1.0
-    static let durabilityBytes: Int64 = 256 << 20
 
     func run(connection: TLSConnection, sink: BlockSink) throws -> [UInt8] {
         let link = V1Connection(connection, limiter: nil)
@@ -22,8 +21,12 @@ struct V1StreamImporter {
         do {
             return try receive(hello: hello, link: link, sink: sink)
         } catch let error as BlockStreamError where error.kind != .truncated {
+            // Tell the exporter why, then close gracefully so that the message is not lost to
+            // a reset; the exporter checks for it between frames and stops.
             link.sendError(error.message)
-            connection.abort()
+            try? connection.sendCloseNotify()
+            _ = connection.awaitPeerClose(timeout: 10)
+            connection.closeSocket()
             throw error
         } catch {
             connection.abort()
@@ -93,17 +96,13 @@ struct V1StreamImporter {
 
         // The writer consumes decoded chunks in order on its own thread.
         let writerState = WriterState(next: start, digest: digest)
+        let keeper = DurabilityKeeper(sink: sink, journal: journal, interval: Self.durabilityInterval)
         let writer = startStage("write", failure: failure) { [reporter, targetIsZero] in
-            var lastSync = Monotonic.now()
-            var unsynced: [[UInt8]] = []
-            var unsyncedBytes: Int64 = 0
-            func makeDurable() throws {
-                guard !unsynced.isEmpty else { return }
-                try sink.syncData()
-                try journal?.append(unsynced, durable: true)
-                unsynced.removeAll(keepingCapacity: true)
-                unsyncedBytes = 0
-                lastSync = Monotonic.now()
+            var finished = false
+            defer {
+                // After a broken stream, what was written and verified is made durable and
+                // journaled all the same, so that a resume skips it.
+                do { try keeper.finish() } catch { if finished { failure.record(error) } }
             }
             while let item = decoder.next() {
                 defer { item.release() }
@@ -114,47 +113,43 @@ struct V1StreamImporter {
                 guard item.diskOffset + item.diskLength <= size else {
                     throw BlockStreamError(.protocolError, "gnt-move/1: frame runs past the end of the disk (\(size) bytes)")
                 }
+                var digests: [[UInt8]] = []
                 if item.kind == .zero {
                     try sink.writeZeros(at: item.diskOffset, length: item.diskLength, targetIsZero: targetIsZero)
                     var position = item.diskOffset
                     while position < item.diskOffset + item.diskLength {
                         let length = Int(min(Int64(V1Protocol.chunkSize), item.diskOffset + item.diskLength - position))
-                        let chunkDigest = DiskDigest.zeroChunkDigest(length: length)
-                        writerState.digest.add(chunkDigest: chunkDigest)
-                        unsynced.append(chunkDigest)
+                        digests.append(DiskDigest.zeroChunkDigest(length: length))
                         position += Int64(length)
                     }
                 } else {
                     try sink.write(item.bytes, at: item.diskOffset)
-                    writerState.digest.add(chunkDigest: item.digest)
-                    unsynced.append(item.digest)
+                    digests.append(item.digest)
                 }
+                for chunkDigest in digests { writerState.digest.add(chunkDigest: chunkDigest) }
+                keeper.written(digests)
                 writerState.next += item.diskLength
-                unsyncedBytes += item.diskLength
                 reporter.bytesMoved.store(writerState.next, ordering: .relaxed)
-                if unsyncedBytes >= Self.durabilityBytes || Monotonic.now() - lastSync >= Self.durabilityInterval {
-                    try makeDurable()
-                }
             }
-            guard failure.error == nil else {
-                // The stream broke (the exporter died, a frame was corrupt): what was written
-                // and verified so far is made durable and journaled, so a resume skips it.
-                try? makeDurable()
-                return
-            }
+            guard failure.error == nil else { return }
             guard writerState.next == size else {
                 throw BlockStreamError(.truncated, "gnt-move/1: the stream ended at byte \(writerState.next) of \(size)")
             }
             try sink.extend(to: size)
             try sink.flush()
-            try journal?.append(unsynced, durable: true)
-            unsynced.removeAll()
+            finished = true
         }
 
         var endHeader: V1FrameHeader?
         var sequence = 0
         do {
             receiving: while failure.error == nil {
+                // Wait without blocking in a read, so that a failure of a later stage (a corrupt
+                // chunk, a full disk) ends the loop even when the exporter has gone quiet.
+                while !link.connection.hasIncomingData {
+                    if failure.error != nil { break receiving }
+                    link.connection.waitReadable(timeout: 0.2)
+                }
                 let frame = try link.readHeader(expecting: "a frame")
                 guard let item = receivePool.take() else { break }
                 item.sequence = sequence
