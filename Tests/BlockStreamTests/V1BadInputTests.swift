@@ -91,13 +91,18 @@ final class V1BlockDeviceTests: XCTestCase {
 
     func detach(_ device: String) { _ = try? runProcess("/sbin/losetup", ["-d", device]) }
 
-    func testImportIntoABlockDeviceZeroesWhatTheSourceHasAsZeros() throws {
-        let harness = DaemonHarness("v1-block")
+    /// A sparse source with 1 MiB of data at 4 MiB, and a loop device over a file of `fill` bytes.
+    func prepare(_ label: String, sourceSize: Int64, deviceSize: Int, fill: UInt8) throws -> (DaemonHarness, String, String, String) {
+        let harness = DaemonHarness(label)
         let source = harness.folder.file("source.img")
-        try TestData.writeSparse(source, size: 32 << 20, dataRanges: [(4 << 20, 1 << 20)])
+        try TestData.writeSparse(source, size: sourceSize, dataRanges: [(4 << 20, 1 << 20)])
         let backing = harness.folder.file("disk.img")
-        try Data(repeating: 0xff, count: 32 << 20).write(to: URL(fileURLWithPath: backing))
-        let device = try attachLoop(backing)
+        try Data(repeating: fill, count: deviceSize).write(to: URL(fileURLWithPath: backing))
+        return (harness, source, backing, try attachLoop(backing))
+    }
+
+    func testImportIntoABlockDeviceZeroesWhatTheSourceHasAsZeros() throws {
+        let (harness, source, backing, device) = try prepare("v1-block", sourceSize: 32 << 20, deviceSize: 32 << 20, fill: 0xff)
         defer { detach(device) }
         let importer = try harness.startImporter(dest: device)
         let exporter = try harness.runExporter(port: try harness.listenPort(), source: source)
@@ -107,12 +112,7 @@ final class V1BlockDeviceTests: XCTestCase {
     }
 
     func testTargetIsZeroSkipsZeroRanges() throws {
-        let harness = DaemonHarness("v1-block-zero")
-        let source = harness.folder.file("source.img")
-        try TestData.writeSparse(source, size: 32 << 20, dataRanges: [(4 << 20, 1 << 20)])
-        let backing = harness.folder.file("disk.img")
-        try Data(repeating: 0xff, count: 32 << 20).write(to: URL(fileURLWithPath: backing))
-        let device = try attachLoop(backing)
+        let (harness, source, backing, device) = try prepare("v1-block-zero", sourceSize: 32 << 20, deviceSize: 32 << 20, fill: 0xff)
         defer { detach(device) }
         let importer = try harness.startImporter(dest: device, extra: ["--target-is-zero"])
         XCTAssertEqual(try harness.runExporter(port: try harness.listenPort(), source: source).status, 0)
@@ -124,12 +124,7 @@ final class V1BlockDeviceTests: XCTestCase {
     }
 
     func testDestinationSmallerThanSourceIsRefused() throws {
-        let harness = DaemonHarness("v1-small")
-        let source = harness.folder.file("source.img")
-        try TestData.writeSparse(source, size: 64 << 20, dataRanges: [(0, 1 << 20)])
-        let backing = harness.folder.file("disk.img")
-        try Data(repeating: 0xee, count: 32 << 20).write(to: URL(fileURLWithPath: backing))
-        let device = try attachLoop(backing)
+        let (harness, source, backing, device) = try prepare("v1-small", sourceSize: 64 << 20, deviceSize: 32 << 20, fill: 0xee)
         defer { detach(device) }
         let importer = try harness.startImporter(dest: device)
         let exporter = try harness.runExporter(port: try harness.listenPort(), source: source)

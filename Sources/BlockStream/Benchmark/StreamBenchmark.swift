@@ -221,12 +221,10 @@ public struct BenchmarkTable {
     public init() {}
 
     public var rendered: String {
-        func pad(_ s: String, _ n: Int, right: Bool = false) -> String {
-            s.count >= n ? s : (right ? String(repeating: " ", count: n - s.count) + s : s + String(repeating: " ", count: n - s.count))
-        }
         var lines = ["| scenario | gnt-move MB/s | baseline | baseline MB/s | ratio | target |", "|---|---:|---|---:|---:|---:|"]
         for row in rows {
-            lines.append("| \(row.label) | \(String(format: "%.0f", row.candidate)) | \(row.baselineName) | \(String(format: "%.0f", row.baseline)) | \(String(format: "%.2f×", row.ratio)) | ≥\(String(format: "%.2g", row.target))× \(row.met ? "met" : "MISSED") |")
+            let target = row.target > 0 ? "≥\(String(format: "%.2g", row.target))× \(row.met ? "met" : "MISSED")" : "–"
+            lines.append("| \(row.label) | \(String(format: "%.0f", row.candidate)) | \(row.baselineName) | \(String(format: "%.0f", row.baseline)) | \(String(format: "%.2f×", row.ratio)) | \(target) |")
         }
         return lines.joined(separator: "\n")
     }

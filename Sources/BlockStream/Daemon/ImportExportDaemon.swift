@@ -32,15 +32,21 @@ public enum ImportExportDaemon {
                                         applicationProtocols: offerV1 ? [V1Protocol.alpn] : []))
     }
 
-    /// Decides the stream format after the handshake.
-    static func negotiatedV1(_ connection: TLSConnection, _ options: ImportExportOptions, peer: String) throws -> Bool {
+    /// Decides the stream format after the handshake and reports the connection. Returns true
+    /// for gnt-move/1. A refused negotiation closes the connection.
+    static func negotiate(_ connection: TLSConnection, _ options: ImportExportOptions, peer: String,
+                          reporter: StatusReporter) throws -> Bool {
         let v1 = connection.negotiatedProtocol == V1Protocol.alpn
-        if !v1 && options.streamProtocol == .v1 {
-            throw BlockStreamError(.protocolError, "\(peer) does not speak gnt-move/1, which --protocol v1 requires")
+        var refusal: String?
+        if !v1 && options.streamProtocol == .v1 { refusal = "\(peer) does not speak gnt-move/1, which --protocol v1 requires" }
+        if !v1 && options.resume { refusal = "--resume needs gnt-move/1, which \(peer) does not speak" }
+        if let refusal {
+            connection.abort()
+            throw BlockStreamError(.protocolError, refusal)
         }
-        if !v1 && options.resume {
-            throw BlockStreamError(.protocolError, "--resume needs gnt-move/1, which \(peer) does not speak")
-        }
+        let format = v1 ? V1Protocol.alpn : "ganeti"
+        reporter.log("connected with \(peer) (\(connection.protocolVersion), \(connection.cipherName), stream \(format))")
+        reporter.connected(protocol: format)
         return v1
     }
 
@@ -82,14 +88,7 @@ public enum ImportExportDaemon {
                 connection.closeSocket()
                 continue
             }
-            let v1: Bool
-            do { v1 = try negotiatedV1(connection, options, peer: "the exporter at \(peer)") } catch {
-                connection.abort()
-                throw error
-            }
-            reporter.log("connection from \(peer) authenticated (\(connection.protocolVersion), \(connection.cipherName), \(v1 ? V1Protocol.alpn : "Ganeti stream"))")
-            reporter.connected(protocol: v1 ? V1Protocol.alpn : "ganeti")
-            if v1 {
+            if try negotiate(connection, options, peer: "the exporter at \(peer)", reporter: reporter) {
                 let importer = V1StreamImporter(settings: options.stream, reporter: reporter, journalPath: options.effectiveJournalPath,
                                                 targetIsZero: options.targetIsZero,
                                                 binding: { size in try journalBinding(options, context: context, role: "import", size: size) })
@@ -124,13 +123,7 @@ public enum ImportExportDaemon {
             connection.abort()
             throw error
         }
-        let v1: Bool
-        do { v1 = try negotiatedV1(connection, options, peer: "the importer at \(connector.peerName)") } catch {
-            connection.abort()
-            throw error
-        }
-        reporter.log("connected to \(connector.peerName) (\(connection.protocolVersion), \(connection.cipherName), \(v1 ? V1Protocol.alpn : "Ganeti stream"))")
-        reporter.connected(protocol: v1 ? V1Protocol.alpn : "ganeti")
+        let v1 = try negotiate(connection, options, peer: "the importer at \(connector.peerName)", reporter: reporter)
         let limiter = options.bandwidthLimit.map { BandwidthLimiter(bytesPerSecond: $0) }
         if v1, let size = source.size {
             let exporter = V1StreamExporter(settings: options.stream, reporter: reporter, journalPath: options.effectiveJournalPath,
