@@ -12,6 +12,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
     ],
     targets: [
         // C system libraries. Each header holds only the static inline shims that C macros need.
@@ -31,11 +35,26 @@ let package = Package(
         // The data plane: TLS transport, Ganeti v0 and gnt-move v1 streams, compression.
         .target(name: "BlockStream", dependencies: ["OpenSSLSupport", "CZstd", "CZlib", "CDeflate", "CFileExtents",
                                                     .product(name: "Logging", package: "swift-log")]),
+        // A cluster's side of a move: the RAPI subset over HTTPS, jobs and inventory in SQLite,
+        // storage and hypervisor drivers, and supervision of the import/export daemons.
+        .target(name: "ClusterAgent", dependencies: [
+            "MoveTrust", "BlockStream",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // The third party: workflow, state, RAPI client. Re-exports the trust primitives.
-        .target(name: "MoveCoordinator", dependencies: ["MoveTrust",
-                                                        .product(name: "Logging", package: "swift-log")]),
+        .target(name: "MoveCoordinator", dependencies: [
+            "MoveTrust",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "gnt-move", dependencies: [
-            "MoveCoordinator", "BlockStream",
+            "MoveCoordinator", "BlockStream", "ClusterAgent",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -44,6 +63,7 @@ let package = Package(
         .testTarget(name: "MoveTrustTests", dependencies: ["MoveTrust", "OpenSSLSupport", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["gnt-move", "MoveTrust", "TestSupport"]),
         .testTarget(name: "BlockStreamTests", dependencies: ["BlockStream", "OpenSSLSupport", "TestSupport"]),
+        .testTarget(name: "ClusterAgentTests", dependencies: ["ClusterAgent", "MoveCoordinator", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -4,11 +4,14 @@ import COpenSSL
 public enum DigestAlgorithm: Sendable {
     case sha1
     case sha256
+    /// Only for Ganeti's `{HA1}` RAPI passwords (RFC 2617), never for new formats.
+    case md5
 
     var evp: OpaquePointer? {
         switch self {
         case .sha1: return EVP_sha1()
         case .sha256: return EVP_sha256()
+        case .md5: return EVP_md5()
         }
     }
 }

@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct GntMove: ParsableCommand {
+struct GntMove: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gnt-move",
         abstract: "Move virtual-machine instances between clusters, compatible with Ganeti.",
@@ -19,6 +19,7 @@ struct GntMove: ParsableCommand {
             SpecCommand.self,
             ImportExportCommand.self,
             BenchCommand.self,
+            AgentCommand.self,
         ]
     )
 }

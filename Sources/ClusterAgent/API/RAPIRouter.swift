@@ -1,0 +1,77 @@
+import Foundation
+import Hummingbird
+import MoveTrust
+
+/// The RAPI subset a move needs (spec §6), with Ganeti's paths, bodies and results.
+public enum RAPIRouter {
+    public static func build(service: ClusterAgentService) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: RAPIErrorMiddleware())
+        router.add(middleware: RAPIAuthMiddleware(usersPath: service.paths.users))
+
+        router.get("version") { _, _ in RAPIResponse.json(.int(2)) }
+        router.get("2/info") { _, _ in RAPIResponse.json(service.clusterInfo) }
+        router.get("2/features") { _, _ in RAPIResponse.json(.array(ClusterAgentService.features.map(JSONValue.string))) }
+
+        router.get("2/instances") { request, _ in
+            let records = try service.database.instances()
+            if request.uri.queryParameters.get("bulk").flatMap(Int.init) == 1 {
+                return RAPIResponse.json(.array(records.map { InstanceViews.fields($0, node: service.config.nodeName, running: service.isRunning($0)) }))
+            }
+            return RAPIResponse.json(.array(records.map { .object(["id": .string($0.name), "uri": .string("/2/instances/\($0.name)")]) }))
+        }
+        router.get("2/instances/:name") { _, context in
+            let record = try service.instance(try context.parameters.require("name"))
+            return RAPIResponse.json(InstanceViews.fields(record, node: service.config.nodeName, running: service.isRunning(record)))
+        }
+        router.get("2/instances/:name/info") { _, context in
+            jobId(try service.submitQueryData(try context.parameters.require("name")))
+        }
+        router.put("2/instances/:name/prepare-export") { request, context in
+            guard let mode = request.uri.queryParameters.get("mode") else { throw RAPIHTTPError(status: .badRequest, message: "Missing 'mode' parameter") }
+            return jobId(try service.submitPrepareExport(try context.parameters.require("name"), mode: mode))
+        }
+        router.put("2/instances/:name/startup") { _, context in jobId(try service.submitStartup(try context.parameters.require("name"))) }
+        router.put("2/instances/:name/shutdown") { _, context in jobId(try service.submitShutdown(try context.parameters.require("name"))) }
+        router.delete("2/instances/:name") { _, context in jobId(try service.submitRemove(try context.parameters.require("name"))) }
+
+        router.get("2/jobs") { _, _ in
+            RAPIResponse.json(.array(try service.database.jobIds().map { .object(["id": .int64($0), "uri": .string("/2/jobs/\($0)")]) }))
+        }
+        router.get("2/jobs/:id") { _, context in
+            RAPIResponse.json(JobViews.status(try job(service, context)))
+        }
+        router.get("2/jobs/:id/wait") { request, context in
+            var request = request
+            let body = try await jsonBody(&request, required: false)
+            return RAPIResponse.json(try await JobViews.wait(service: service, id: try job(service, context).id, body: body))
+        }
+        router.delete("2/jobs/:id") { _, context in RAPIResponse.json(try service.jobs.cancel(try job(service, context).id)) }
+        router.put("2/jobs/:id/cancel") { _, context in RAPIResponse.json(try service.jobs.cancel(try job(service, context).id)) }
+        return router
+    }
+
+    static func jobId(_ id: Int64) -> Response { RAPIResponse.json(.int64(id)) }
+
+    static func job(_ service: ClusterAgentService, _ context: BasicRequestContext) throws -> JobRecord {
+        let text = try context.parameters.require("id")
+        guard let id = Int64(text), let job = try service.database.job(id) else {
+            throw RAPIHTTPError(status: .notFound, message: "Job \(text) not found")
+        }
+        return job
+    }
+
+    /// Reads a JSON body; a truncated or malformed one is a 400 that says why.
+    static func jsonBody(_ request: inout Request, required: Bool) async throws -> JSONValue? {
+        let buffer = try await request.collectBody(upTo: 16 << 20)
+        if buffer.readableBytes == 0 {
+            if required { throw RAPIHTTPError(status: .badRequest, message: "Missing request body") }
+            return nil
+        }
+        do {
+            return try JSONValue(parsing: Array(buffer.readableBytesView))
+        } catch {
+            throw RAPIHTTPError(status: .badRequest, message: "Unable to parse JSON data: \(error)")
+        }
+    }
+}

@@ -1,0 +1,32 @@
+import Foundation
+import Hummingbird
+import HummingbirdTLS
+import Logging
+import NIOSSL
+
+/// Serves the RAPI over HTTPS with the agent's `rapi.pem`.
+public enum AgentServer {
+    public static func run(service: ClusterAgentService, onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+        let router = RAPIRouter.build(service: service)
+        let pem = service.paths.rapiPEM
+        let certificates: [NIOSSLCertificate]
+        let key: NIOSSLPrivateKey
+        do {
+            certificates = try NIOSSLCertificate.fromPEMFile(pem)
+            key = try NIOSSLPrivateKey(file: pem, format: .pem)
+        } catch {
+            throw AgentError.configuration("cannot load the RAPI certificate and key from \(pem): \(error)")
+        }
+        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: certificates.map { .certificate($0) }, privateKey: .privateKey(key))
+        tls.minimumTLSVersion = .tlsv12
+        var logger = Logger(label: "gnt-move.agent")
+        logger.logLevel = .warning
+        let app = Application(
+            router: router,
+            server: try .tls(.http1(), tlsConfiguration: tls),
+            configuration: .init(address: .hostname(service.config.bindAddress, port: service.config.port), serverName: "gnt-move agent"),
+            onServerRunning: { channel in onListening(channel.localAddress?.port ?? service.config.port) },
+            logger: logger)
+        try await app.runService()
+    }
+}

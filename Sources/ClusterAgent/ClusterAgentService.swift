@@ -1,0 +1,166 @@
+import Foundation
+import MoveTrust
+
+/// One cluster's agent: configuration, state, jobs, keys and drivers. The HTTPS API
+/// (``RAPIRouter``) is a thin layer over it.
+public final class ClusterAgentService: Sendable {
+    public let paths: AgentPaths
+    public let config: AgentConfig
+    public let database: AgentDatabase
+    public let jobs: JobRunner
+    public let secret: ClusterDomainSecret
+    public let keyStore: X509KeyStore
+    let hypervisor: any HypervisorDriver
+    let storage: any StorageBackend
+
+    /// The extensions this agent speaks, advertised in `/2/features` next to Ganeti's.
+    public static let features = ["instance-create-reqv1", "instance-reinstall-reqv1", "node-migrate-reqv1", "node-evac-res1",
+                                  "gnt-move-stream-v1", SignedInstanceSpec.feature]
+
+    public init(paths: AgentPaths) throws {
+        self.paths = paths
+        config = try paths.loadConfig()
+        secret = try ClusterDomainSecret.load(path: paths.secret)
+        database = try AgentDatabase(path: paths.database)
+        jobs = JobRunner(database: database)
+        keyStore = X509KeyStore(directory: paths.crypto)
+        switch config.hypervisorDriver {
+        case "command":
+            guard let start = config.startCommand, let stop = config.stopCommand else {
+                throw AgentError.configuration("the command hypervisor driver needs startCommand and stopCommand in \(paths.config)")
+            }
+            hypervisor = CommandHypervisor(startCommand: start, stopCommand: stop, statusCommand: config.statusCommand)
+        default:
+            hypervisor = FakeHypervisor()
+        }
+        if config.storageBackend == "block", let group = config.volumeGroup {
+            storage = LVMStorage(volumeGroup: group, lvcreate: config.lvcreateCommand, lvremove: config.lvremoveCommand)
+        } else {
+            storage = FileStorage(folder: paths.disks)
+        }
+        _ = try database.failInterruptedJobs()
+    }
+
+    public func instance(_ name: String) throws -> InstanceRecord {
+        guard let record = try database.instance(name) else { throw AgentError.unknown("Instance '\(name)' not known") }
+        return record
+    }
+
+    func isRunning(_ record: InstanceRecord) -> Bool {
+        hypervisor.isRunning(record.name, recorded: record.adminState == "up" && record.lifecycle == "ready")
+    }
+
+    /// `GET /2/info`.
+    public var clusterInfo: JSONValue {
+        .object([
+            "name": .string(config.clusterName),
+            "master": .string(config.nodeName),
+            "default_iallocator": .string("gnt-move-most-free"),
+            "enabled_hypervisors": .array([.string(config.hypervisor)]),
+            "default_hypervisor": .string(config.hypervisor),
+            "enabled_disk_templates": .array(config.enabledDiskTemplates.map(JSONValue.string)),
+            "software_version": .string("gnt-move 0.1 (Ganeti RAPI 2 compatible)"),
+            "protocol_version": .int(3_000_000),
+            "os_api_version": .int(20),
+            "export_version": .int(0),
+            "architecture": .array([.string("64bit"), .string("x86_64")]),
+            "tags": .array([]),
+            "ctime": .double(0), "mtime": .double(0),
+            "uuid": .string(config.clusterName),
+        ])
+    }
+
+    // MARK: Operations run as jobs
+
+    /// `OpInstanceQueryData` with `static`.
+    public func submitQueryData(_ name: String) throws -> Int64 {
+        try jobs.submit(op: .object(["OP_ID": .string("OP_INSTANCE_QUERY_DATA"), "instances": .array([.string(name)]), "static": .bool(true)]),
+                        summary: "INSTANCE_QUERY_DATA") { [self] _ in
+            let record = try instance(name)
+            return .object([name: InstanceViews.queryData(record, node: config.nodeName)])
+        }
+    }
+
+    /// `OpBackupPrepare` (remote): a fresh key and certificate for this move, and the signed
+    /// handshake, key name and certificate. gnt-move adds the signed instance spec.
+    public func submitPrepareExport(_ name: String, mode: String) throws -> Int64 {
+        try jobs.submit(op: .object(["OP_ID": .string("OP_BACKUP_PREPARE"), "instance_name": .string(name), "mode": .string(mode)]),
+                        summary: "BACKUP_PREPARE(\(name))") { [self] context in
+            let record = try instance(name)
+            guard mode == "remote" else { return .null }
+            context.log("Generating X509 certificate on \(config.nodeName)")
+            let key = try keyStore.create(secret: secret)
+            return .object([
+                "handshake": ExportHandshake.make(secret: secret),
+                "x509_key_name": key.signedName,
+                "x509_ca": .string(key.signedCertificate),
+                "gnt_move_signed_spec": SignedInstanceSpec.sign(record.spec, cluster: config.clusterName, keyName: key.name, secret: secret),
+            ])
+        }
+    }
+
+    public func submitStartup(_ name: String) throws -> Int64 {
+        _ = try instance(name)
+        return try jobs.submit(op: .object(["OP_ID": .string("OP_INSTANCE_STARTUP"), "instance_name": .string(name)]),
+                               summary: "INSTANCE_STARTUP(\(name))") { [self] _ in
+            try start(name)
+            return .null
+        }
+    }
+
+    public func submitShutdown(_ name: String) throws -> Int64 {
+        _ = try instance(name)
+        return try jobs.submit(op: .object(["OP_ID": .string("OP_INSTANCE_SHUTDOWN"), "instance_name": .string(name)]),
+                               summary: "INSTANCE_SHUTDOWN(\(name))") { [self] _ in
+            try stop(name)
+            return .null
+        }
+    }
+
+    public func submitRemove(_ name: String) throws -> Int64 {
+        _ = try instance(name)
+        return try jobs.submit(op: .object(["OP_ID": .string("OP_INSTANCE_REMOVE"), "instance_name": .string(name)]),
+                               summary: "INSTANCE_REMOVE(\(name))") { [self] context in
+            try remove(name, context: context)
+            return .null
+        }
+    }
+
+    func start(_ name: String) throws {
+        let record = try instance(name)
+        guard record.lifecycle == "ready" else { throw AgentError.wrongState("Instance '\(name)' is being imported") }
+        try hypervisor.start(name)
+        try database.update(name) { $0.adminState = "up" }
+    }
+
+    func stop(_ name: String) throws {
+        try hypervisor.stop(name)
+        try database.update(name) { $0.adminState = "down" }
+    }
+
+    /// Stops the instance, deletes its disks (files the agent holds; adopted block devices are
+    /// only forgotten) and its record.
+    func remove(_ name: String, context: JobContext?) throws {
+        let record = try instance(name)
+        try? hypervisor.stop(name)
+        for path in record.diskPaths {
+            var info = stat()
+            let isBlock = stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFBLK
+            if isBlock && !(storage is LVMStorage) { continue }
+            if isBlock { try storage.remove(path: path) } else if FileManager.default.fileExists(atPath: path) {
+                try FileManager.default.removeItem(atPath: path)
+            }
+            context?.log("Removed disk \(path)")
+        }
+        try database.deleteInstance(name)
+    }
+
+    /// `gnt-move agent add-instance`: adopts existing images or devices as a new instance.
+    public func adopt(spec: InstanceSpec, diskPaths: [String], running: Bool) throws {
+        guard diskPaths.count == spec.disks.count else {
+            throw AgentError.wrongInput("\(spec.disks.count) disk sizes for \(diskPaths.count) disk paths")
+        }
+        try database.insert(InstanceRecord(spec: spec, diskPaths: diskPaths, adminState: running ? "up" : "down"))
+        if running { try hypervisor.start(spec.name) }
+    }
+}

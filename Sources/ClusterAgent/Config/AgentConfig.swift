@@ -1,0 +1,76 @@
+import Foundation
+
+/// An agent's configuration, `DIR/agent.json`, written by `gnt-move agent init`.
+public struct AgentConfig: Codable, Sendable, Equatable {
+    public var clusterName: String
+    /// The node this agent runs instances on (one node per agent).
+    public var nodeName: String
+    public var bindAddress: String
+    public var port: Int
+    /// Published in disk info: where the source's exporters connect.
+    public var dataAddress: String
+    /// `file` (sparse images in DIR/disks) or `block` (device paths; LVM through commands).
+    public var storageBackend: String
+    public var hypervisor: String
+    /// `fake` records state; `command` runs the start/stop/status commands.
+    public var hypervisorDriver: String
+    public var startCommand: String?
+    public var stopCommand: String?
+    public var statusCommand: String?
+    /// LVM, for the block backend: volume group and the create/remove commands.
+    public var volumeGroup: String?
+    public var lvcreateCommand: String
+    public var lvremoveCommand: String
+    public var enabledDiskTemplates: [String]
+    /// Where OS definitions live (Ganeti's OS API), each in a folder of its name.
+    public var osSearchPath: [String]
+    /// Pending imports older than this are cleaned up by the sweep.
+    public var pendingImportMaxAge: Double
+    /// How long an importer waits for its exporter.
+    public var importConnectTimeout: Double
+
+    public init(clusterName: String, nodeName: String, bindAddress: String = "0.0.0.0", port: Int = 5080,
+                dataAddress: String = "127.0.0.1") {
+        self.clusterName = clusterName
+        self.nodeName = nodeName
+        self.bindAddress = bindAddress
+        self.port = port
+        self.dataAddress = dataAddress
+        storageBackend = "file"
+        hypervisor = "kvm"
+        hypervisorDriver = "fake"
+        lvcreateCommand = "lvcreate"
+        lvremoveCommand = "lvremove"
+        enabledDiskTemplates = ["file", "plain", "blockdev"]
+        osSearchPath = []
+        pendingImportMaxAge = 3600
+        importConnectTimeout = 300
+    }
+}
+
+/// The files of one agent under its directory.
+public struct AgentPaths: Sendable {
+    public let root: String
+    public init(root: String) { self.root = root }
+
+    public var config: String { root + "/agent.json" }
+    public var secret: String { root + "/cluster-domain-secret" }
+    /// Key and certificate of the HTTPS API in one PEM file, as Ganeti's `rapi.pem`.
+    public var rapiPEM: String { root + "/rapi.pem" }
+    public var users: String { root + "/users" }
+    public var database: String { root + "/state.sqlite" }
+    public var disks: String { root + "/disks" }
+    public var crypto: String { root + "/crypto" }
+    public var importExport: String { root + "/import-export" }
+
+    public func loadConfig() throws -> AgentConfig {
+        guard let data = FileManager.default.contents(atPath: config) else {
+            throw AgentError.configuration("no agent configuration at \(config); run 'gnt-move agent init' first")
+        }
+        do {
+            return try JSONDecoder().decode(AgentConfig.self, from: data)
+        } catch {
+            throw AgentError.configuration("\(config) is not a valid agent configuration: \(error)")
+        }
+    }
+}

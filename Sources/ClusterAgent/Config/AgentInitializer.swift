@@ -1,0 +1,71 @@
+import Foundation
+import MoveTrust
+import OpenSSLSupport
+
+/// `gnt-move agent init`: lays out an agent's directory.
+public enum AgentInitializer {
+    public struct Options: Sendable {
+        public var clusterName: String
+        public var port = 5080
+        public var bind = "0.0.0.0"
+        public var dataAddress = "127.0.0.1"
+        public var nodeName = HostIdentity.fqdn()
+        /// Copy this cluster domain secret instead of making a new one.
+        public var secretFile: String?
+        public var user: String?
+        public var passwordFile: String?
+
+        public init(clusterName: String) { self.clusterName = clusterName }
+    }
+
+    /// Creates the directory; refuses one that already holds an agent. Returns the password of
+    /// the generated `gnt-move` user when no user was given (it is also in `DIR/password`).
+    @discardableResult
+    public static func initialize(paths: AgentPaths, options: Options) throws -> String? {
+        let files = FileManager.default
+        guard !files.fileExists(atPath: paths.config) else {
+            throw AgentError.exists("\(paths.root) already holds an agent (\(paths.config))")
+        }
+        var secretText: String?
+        if let source = options.secretFile {
+            secretText = String(decoding: try ClusterDomainSecret.load(path: source).key, as: UTF8.self)
+        }
+        var password: String?
+        var userLine: String
+        if let user = options.user {
+            guard let passwordFile = options.passwordFile else { throw AgentError.wrongInput("--user needs --password-file") }
+            let pw = String(decoding: try ClusterDomainSecret.load(path: passwordFile).key, as: UTF8.self)
+            userLine = UsersFile.line(user: user, password: pw, options: ["write"])
+        } else {
+            password = SecureRandom.hex(byteCount: 16)
+            userLine = UsersFile.line(user: "gnt-move", password: password ?? "", options: ["write"])
+        }
+        for folder in [paths.root, paths.disks, paths.crypto, paths.importExport] {
+            try files.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        try ClusterDomainSecret.write(to: paths.secret, text: secretText, force: false)
+        try writeRAPICertificate(paths.rapiPEM, hostName: options.nodeName)
+        try SecureFile.write(contents: Array(("# user password options\n" + userLine + "\n").utf8), to: paths.users, mode: 0o600, replace: false)
+        if let password {
+            try SecureFile.write(contents: Array((password + "\n").utf8), to: paths.root + "/password", mode: 0o400, replace: false)
+        }
+        _ = try AgentDatabase(path: paths.database)
+        var config = AgentConfig(clusterName: options.clusterName, nodeName: options.nodeName, bindAddress: options.bind,
+                                 port: options.port, dataAddress: options.dataAddress)
+        config.osSearchPath = [paths.root + "/os"]
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try SecureFile.write(contents: Array(try encoder.encode(config)), to: paths.config, mode: 0o600, replace: false)
+        return password
+    }
+
+    /// A self-signed RSA-2048 certificate for the HTTPS API, valid 5 years as Ganeti's
+    /// `rapi.pem`, key and certificate in one file, mode 0400.
+    static func writeRAPICertificate(_ path: String, hostName: String) throws {
+        let key = try PrivateKey.generateRSA(bits: 2048)
+        let now = UnixTime.now()
+        let certificate = try X509Certificate.selfSigned(key: key, commonName: hostName, subjectAltDNSNames: [hostName, "localhost"],
+                                                         serial: now, notBefore: now - 60, notAfter: now + 5 * 365 * 86400)
+        try SecureFile.write(contents: Array((try key.pemEncoded() + certificate.canonicalPEM()).utf8), to: path, mode: 0o400, replace: false)
+    }
+}

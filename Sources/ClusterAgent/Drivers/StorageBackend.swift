@@ -1,0 +1,63 @@
+import Foundation
+
+/// Where instance disks live. `file`: sparse image files in the agent's disks folder.
+/// `block`: LVM logical volumes made with the configured `lvcreate`/`lvremove` commands.
+public protocol StorageBackend: Sendable {
+    /// Creates disk `index` of `instance`, `sizeMiB` large; returns its path.
+    func create(instance: String, index: Int, sizeMiB: Int64) throws -> String
+    func remove(path: String) throws
+    /// Bytes available for new disks.
+    func freeBytes() -> Int64
+}
+
+public struct FileStorage: StorageBackend {
+    let folder: String
+
+    public init(folder: String) { self.folder = folder }
+
+    public func create(instance: String, index: Int, sizeMiB: Int64) throws -> String {
+        let path = "\(folder)/\(instance).disk\(index)"
+        guard !FileManager.default.fileExists(atPath: path) else {
+            throw AgentError.exists("disk file \(path) already exists")
+        }
+        guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]),
+              let handle = FileHandle(forWritingAtPath: path) else {
+            throw AgentError.configuration("cannot create disk file \(path)")
+        }
+        defer { try? handle.close() }
+        try handle.truncate(atOffset: UInt64(sizeMiB) << 20)
+        return path
+    }
+
+    public func remove(path: String) throws {
+        guard path.hasPrefix(folder + "/") else { return }
+        if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+    }
+
+    public func freeBytes() -> Int64 {
+        var info = statvfs()
+        guard statvfs(folder, &info) == 0 else { return 0 }
+        return Int64(info.f_bavail) * Int64(info.f_frsize)
+    }
+}
+
+public struct LVMStorage: StorageBackend {
+    let volumeGroup: String
+    let lvcreate: String
+    let lvremove: String
+
+    public func create(instance: String, index: Int, sizeMiB: Int64) throws -> String {
+        let name = "\(instance).disk\(index)".replacingOccurrences(of: "/", with: "_")
+        try Shell.run("\(lvcreate) -L \(sizeMiB)m -n %s \(volumeGroup)", name)
+        return "/dev/\(volumeGroup)/\(name)"
+    }
+
+    public func remove(path: String) throws {
+        try Shell.run("\(lvremove) -f %s", path)
+    }
+
+    public func freeBytes() -> Int64 {
+        guard let text = try? Shell.run("vgs --noheadings --units b --nosuffix -o vg_free %s", volumeGroup) else { return 0 }
+        return Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    }
+}

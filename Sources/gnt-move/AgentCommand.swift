@@ -1,0 +1,111 @@
+import ArgumentParser
+import BlockStream
+import ClusterAgent
+import Foundation
+import MoveCoordinator
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "A cluster's agent: the RAPI subset a move needs, served over HTTPS.",
+        subcommands: [Init.self, Serve.self, AddInstance.self])
+
+    struct Init: ReportingCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create an agent directory: config, secret, rapi.pem, users file, SQLite state, disks folder.")
+
+        @Option(help: "Agent directory.") var dir: String
+        @Option(name: .customLong("cluster-name"), help: "This cluster's name.") var clusterName: String
+        @Option(help: "HTTPS port.") var port = 5080
+        @Option(help: "Address to serve on.") var bind = "0.0.0.0"
+        @Option(name: .customLong("data-address"), help: "Address published in disk info for the import daemons.") var dataAddress = "127.0.0.1"
+        @Option(name: .customLong("node-name"), help: "This node's name (default: the host's FQDN).") var nodeName: String?
+        @Option(help: ArgumentHelp("Use this cluster domain secret instead of making one.", valueName: "FILE")) var secret: String?
+        @Option(help: "RAPI user with write access (default: 'gnt-move' with a generated password in DIR/password).") var user: String?
+        @Option(name: .customLong("password-file"), help: ArgumentHelp("The user's password.", valueName: "FILE")) var passwordFile: String?
+
+        func execute() throws {
+            var options = AgentInitializer.Options(clusterName: clusterName)
+            options.port = port
+            options.bind = bind
+            options.dataAddress = dataAddress
+            if let nodeName { options.nodeName = nodeName }
+            options.secretFile = secret
+            options.user = user
+            options.passwordFile = passwordFile
+            let password = try AgentInitializer.initialize(paths: AgentPaths(root: dir), options: options)
+            print("agent for cluster \(clusterName) initialised in \(dir)")
+            if password != nil { print("RAPI user 'gnt-move' with write access; its password is in \(dir)/password") }
+        }
+    }
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run the agent's HTTPS RAPI server.")
+        @Option(help: "Agent directory.") var dir: String
+
+        func run() async throws {
+            do {
+                let service = try ClusterAgentService(paths: AgentPaths(root: dir))
+                try await AgentServer.run(service: service) { port in
+                    Console.error("gnt-move agent for cluster \(service.config.clusterName) listening on \(service.config.bindAddress):\(port)")
+                }
+            } catch {
+                Console.error("gnt-move: \(error)")
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct AddInstance: ReportingCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "add-instance",
+            abstract: "Adopt existing image files or block devices as an instance.")
+
+        @Option(help: "Agent directory.") var dir: String
+        @Argument(help: "Instance name.") var name: String
+        @Option(help: ArgumentHelp("A disk image or device, in order (repeat for more disks).", valueName: "PATH")) var disk: [String]
+        @Option(help: "Memory in MiB.") var memory = 512
+        @Option(help: "Virtual CPUs.") var vcpus = 1
+        @Option(help: ArgumentHelp("A NIC as key=value pairs: mac=…,ip=…,mode=…,link=…,vlan=…,network=…,name=… (repeat).", valueName: "SPEC"))
+        var nic: [String] = []
+        @Option(help: "OS definition (default: none, raw disk copy).") var os: String?
+        @Option(name: .customLong("disk-template"), help: "Disk template.") var diskTemplate = "file"
+        @Option(help: "Hypervisor.") var hypervisor = "kvm"
+        @Option(help: "Tag (repeat).") var tag: [String] = []
+        @Flag(help: "The instance is running.") var running = false
+
+        func execute() throws {
+            let service = try ClusterAgentService(paths: AgentPaths(root: dir))
+            var disks: [InstanceSpec.Disk] = []
+            for path in disk {
+                let source = try BlockSource(path: path)
+                guard let bytes = source.size else { throw CLIError("\(path): not a file or block device") }
+                disks.append(InstanceSpec.Disk(size: (bytes + (1 << 20) - 1) >> 20))
+            }
+            let nics = try nic.map(Self.parseNIC)
+            let spec = InstanceSpec(name: name, diskTemplate: diskTemplate, disks: disks, nics: nics, os: os, hypervisor: hypervisor,
+                                    beparams: ["maxmem": .int(memory), "minmem": .int(memory), "vcpus": .int(vcpus)], tags: tag)
+            try service.adopt(spec: spec, diskPaths: disk.map { URL(fileURLWithPath: $0).standardizedFileURL.path }, running: running)
+            print("instance \(name) adopted with \(disks.count) disk(s)")
+        }
+
+        static func parseNIC(_ text: String) throws -> InstanceSpec.NIC {
+            var nic = InstanceSpec.NIC()
+            for pair in text.split(separator: ",") {
+                let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else { throw CLIError("--nic '\(text)': expected key=value pairs") }
+                switch parts[0] {
+                case "mac": nic.mac = parts[1]
+                case "ip": nic.ip = parts[1]
+                case "mode": nic.mode = parts[1]
+                case "link": nic.link = parts[1]
+                case "vlan": nic.vlan = parts[1]
+                case "network": nic.network = parts[1]
+                case "name": nic.name = parts[1]
+                default: throw CLIError("--nic '\(text)': unknown key '\(parts[0])'")
+                }
+            }
+            return nic
+        }
+    }
+}
