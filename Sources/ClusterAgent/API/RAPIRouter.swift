@@ -31,6 +31,16 @@ public enum RAPIRouter {
             guard let mode = request.uri.queryParameters.get("mode") else { throw RAPIHTTPError(status: .badRequest, message: "Missing 'mode' parameter") }
             return jobId(try service.submitPrepareExport(try context.parameters.require("name"), mode: mode))
         }
+        router.post("2/instances") { request, _ in
+            var request = request
+            guard let body = try await jsonBody(&request, required: true) else { throw RAPIHTTPError(status: .badRequest, message: "Missing request body") }
+            return jobId(try service.submitCreate(body: body))
+        }
+        router.put("2/instances/:name/export") { request, context in
+            var request = request
+            guard let body = try await jsonBody(&request, required: true) else { throw RAPIHTTPError(status: .badRequest, message: "Missing request body") }
+            return jobId(try service.submitExport(try context.parameters.require("name"), body: body))
+        }
         router.put("2/instances/:name/startup") { _, context in jobId(try service.submitStartup(try context.parameters.require("name"))) }
         router.put("2/instances/:name/shutdown") { _, context in jobId(try service.submitShutdown(try context.parameters.require("name"))) }
         router.delete("2/instances/:name") { _, context in jobId(try service.submitRemove(try context.parameters.require("name"))) }

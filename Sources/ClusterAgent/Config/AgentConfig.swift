@@ -28,6 +28,8 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     public var pendingImportMaxAge: Double
     /// How long an importer waits for its exporter.
     public var importConnectTimeout: Double
+    /// The `gnt-move` executable for the import/export daemons (default: the agent's own).
+    public var importExportCommand: String?
 
     public init(clusterName: String, nodeName: String, bindAddress: String = "0.0.0.0", port: Int = 5080,
                 dataAddress: String = "127.0.0.1") {

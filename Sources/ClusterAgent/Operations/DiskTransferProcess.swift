@@ -1,0 +1,64 @@
+import BlockStream
+import Foundation
+import MoveTrust
+import OpenSSLSupport
+
+/// One supervised `gnt-move import-export` process: its own folder under the agent's
+/// import-export directory (status file, journal, the peer's certificate, the log).
+final class DiskTransferProcess: @unchecked Sendable {
+    let index: Int
+    let folder: String
+    let process = Process()
+    var statusPath: String { folder + "/status" }
+
+    /// Starts the daemon. `peerCertificate` is written to `FOLDER/ca`, the only certificate it trusts.
+    init(executable: String, mode: String, index: Int, baseFolder: String, peerCertificate: X509Certificate,
+         arguments: [String]) throws {
+        self.index = index
+        let stamp = UnixTime.forFilename(UnixTime.now())
+        folder = "\(baseFolder)/\(mode)-disk\(index)-\(stamp)-\(UUID().uuidString.prefix(8).lowercased())"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try Data(try peerCertificate.canonicalPEM().utf8).write(to: URL(fileURLWithPath: folder + "/ca"))
+        let logPath = folder + "/log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["import-export", statusPath, mode, "--ca", folder + "/ca"] + arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var status: ImportExportStatus? { try? ImportExportStatus.load(path: statusPath) }
+    var isRunning: Bool { process.isRunning }
+
+    func kill() { if process.isRunning { process.terminate() } }
+
+    /// The reason a finished daemon failed, from its status file.
+    var failure: String? {
+        guard !process.isRunning else { return nil }
+        if process.terminationStatus == 0 { return nil }
+        return status?.error_message ?? "exited with status \(process.terminationStatus)"
+    }
+
+    func removeFolder() { try? FileManager.default.removeItem(atPath: folder) }
+}
+
+/// Ganeti's progress wording: `"1.5G, 12.0 MiB/s, 30%"` (`FormatProgress`).
+enum ProgressText {
+    static func format(mebibytes: Int, throughput: Double?, percent: Double?) -> String {
+        var parts = [formatUnit(mebibytes)]
+        if let throughput { parts.append(String(format: "%0.1f MiB/s", throughput)) }
+        if let percent { parts.append("\(Int(percent))%") }
+        return parts.joined(separator: ", ")
+    }
+
+    /// `utils.FormatUnit(value, "h")` for MiB.
+    static func formatUnit(_ mebibytes: Int) -> String {
+        let value = Double(mebibytes)
+        if mebibytes < 1024 { return "\(mebibytes)M" }
+        if mebibytes < 1024 * 1024 { return String(format: "%0.1fG", value / 1024) }
+        return String(format: "%0.1fT", value / 1024 / 1024)
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import MoveTrust
+
+/// Ganeti's OS API, for what a move needs: the `rename` script, run by the destination when the
+/// instance's name changed. An instance without an OS is copied as raw disks and needs none.
+struct OSScripts {
+    let searchPath: [String]
+
+    func folder(for os: String) -> String? {
+        let base = os.split(separator: "+").first.map(String.init) ?? os
+        return searchPath.map { "\($0)/\(base)" }.first { FileManager.default.fileExists(atPath: $0 + "/ganeti_api_version") || FileManager.default.fileExists(atPath: $0 + "/rename") }
+    }
+
+    /// Ganeti's environment for OS scripts (`OSEnvironment`).
+    func environment(spec: InstanceSpec, diskPaths: [String]) -> [String: String] {
+        var env: [String: String] = [
+            "OS_API_VERSION": "20", "INSTANCE_NAME": spec.name, "HYPERVISOR": spec.hypervisor,
+            "DISK_COUNT": String(diskPaths.count), "NIC_COUNT": String(spec.nics.count), "DEBUG_LEVEL": "0",
+            "INSTANCE_OS": spec.os ?? "",
+        ]
+        if let os = spec.os, let variant = os.split(separator: "+", maxSplits: 1).dropFirst().first { env["OS_VARIANT"] = String(variant) }
+        for (index, path) in diskPaths.enumerated() {
+            env["DISK_\(index)_PATH"] = path
+            env["DISK_\(index)_ACCESS"] = spec.disks[index].mode
+        }
+        for (index, nic) in spec.nics.enumerated() {
+            if let mac = nic.mac { env["NIC_\(index)_MAC"] = mac }
+            if let ip = nic.ip { env["NIC_\(index)_IP"] = ip }
+            if let mode = nic.mode { env["NIC_\(index)_MODE"] = mode }
+            if let link = nic.link { env["NIC_\(index)_LINK"] = link; if nic.mode == "bridged" { env["NIC_\(index)_BRIDGE"] = link } }
+        }
+        for (key, value) in spec.beparams { env["INSTANCE_BE_\(key)"] = PythonFormat.percentS(value) }
+        for (key, value) in spec.hvparams { env["INSTANCE_HV_\(key)"] = PythonFormat.percentS(value) }
+        for (key, value) in spec.osparams { env["OSP_\(key.uppercased())"] = PythonFormat.percentS(value) }
+        return env
+    }
+
+    func renameIfNeeded(spec: InstanceSpec, oldName: String, diskPaths: [String], context: JobContext) async throws {
+        guard spec.name != oldName, let os = spec.os else { return }
+        guard let folder = folder(for: os) else {
+            context.log(" - WARNING: OS '\(os)' not found; rename script for \(spec.name) not run")
+            return
+        }
+        context.log("Running rename script for \(spec.name)")
+        var env = environment(spec: spec, diskPaths: diskPaths)
+        env["OLD_INSTANCE_NAME"] = oldName
+        try Shell.run("cd \"$(dirname %s)\" && ./rename", folder + "/rename", environment: env)
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import MoveTrust
+
+/// `PUT /2/instances/NAME/export` with mode `remote` (spec §4.4): stream every disk to the
+/// destination the third party relayed, after checking that the destination really is a cluster
+/// of this domain. The source's key is removed when the export ends, whatever the outcome, and the
+/// instance is removed only when every disk was confirmed by the destination.
+extension ClusterAgentService {
+    public func submitExport(_ name: String, body: JSONValue) throws -> Int64 {
+        _ = try instance(name)
+        var op = body.objectValue ?? [:]
+        op["OP_ID"] = .string("OP_BACKUP_EXPORT")
+        op["instance_name"] = .string(name)
+        if let destination = op.removeValue(forKey: "destination") { op["target_node"] = destination }
+        return try jobs.submit(op: .object(op), summary: "BACKUP_EXPORT(\(name))") { [self] context in
+            try await remoteExport(name, body: body, context: context)
+        }
+    }
+
+    func remoteExport(_ name: String, body: JSONValue, context: JobContext) async throws -> JSONValue {
+        guard body["mode"]?.stringValue == "remote" else { throw AgentError.wrongInput("Only remote exports are supported") }
+        let record = try instance(name)
+        let keyName = try X509KeyName.check(body["x509_key_name"] ?? .null, secret: secret)
+        defer {
+            // Ganeti never removes the source's key (spec §9.9); gnt-move always does.
+            try? keyStore.remove(name: keyName)
+        }
+        guard keyStore.contains(name: keyName) else { throw AgentError.wrongInput("X509 key '\(keyName)' is not known on this cluster") }
+        guard let signedCertificate = body["destination_x509_ca"]?.stringValue else { throw AgentError.wrongInput("Missing destination_x509_ca") }
+        let destinationCertificate = try SignedCertificate.verify(signedCertificate, secret: secret).certificate
+        guard let targets = body["destination"]?.arrayValue, targets.count == record.diskPaths.count else {
+            throw AgentError.wrongInput("Wrong number of destinations: \(body["destination"]?.arrayValue?.count ?? 0) for \(record.diskPaths.count) disk(s)")
+        }
+        var destinations: [RemoteImportDiskInfo] = []
+        for (index, target) in targets.enumerated() {
+            destinations.append(try RemoteImportDiskInfo.check(target, index: index, secret: secret))
+        }
+        let wasRunning = record.adminState == "up"
+        if body["shutdown"]?.boolValue ?? true, wasRunning {
+            context.log("Shutting down instance \(name)")
+            try stop(name)
+        }
+        let compress = body["compress"]?.stringValue ?? "none"
+        var daemons: [DiskTransferProcess] = []
+        for (index, destination) in destinations.enumerated() {
+            context.log("Sending disk \(index) to \(destination.host):\(destination.port)")
+            daemons.append(try DiskTransferProcess(
+                executable: importExportExecutable, mode: "export", index: index, baseFolder: paths.importExport,
+                peerCertificate: destinationCertificate,
+                arguments: ["--key", keyStore.keyPath(keyName), "--cert", keyStore.certificatePath(keyName),
+                            "--host", destination.host, "--port", String(destination.port), "--magic", destination.magic,
+                            "--compress", compress, "--connect-timeout", "20", "--connect-retries", "10",
+                            "--source", record.diskPaths[index], "--expected-size", String(record.spec.disks[index].size)]
+                    + (NetworkNames.isIPv6(destination.host) ? ["--ipv6"] : [])))
+        }
+        let results = await TransferMonitor(context: context, daemons: daemons, direction: "sending").follow()
+        let allDone = results.allSatisfy { $0 }
+        if allDone { daemons.forEach { $0.removeFolder() } }
+        guard allDone else {
+            if wasRunning, body["shutdown"]?.boolValue ?? true {
+                context.log("Starting instance \(name) again after the failed export")
+                try? start(name)
+            }
+            let failed = results.enumerated().filter { !$0.element }.map { String($0.offset) }
+            throw AgentError.execution("Export failed, errors in disk export: disk(s) \(failed.joined(separator: ", "))")
+        }
+        if body["remove_instance"]?.boolValue ?? false {
+            context.log("Removing instance \(name)")
+            try remove(name, context: context)
+        }
+        return .array([.bool(true), .array(results.map(JSONValue.bool))])
+    }
+}

@@ -1,0 +1,166 @@
+import AsyncHTTPClient
+import Foundation
+import MoveTrust
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+
+/// How to reach one cluster's RAPI (a gnt-move agent or a real Ganeti cluster).
+public struct ClusterEndpoint: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    /// The cluster's RAPI certificate (or its CA); required, as in `move-instance`.
+    public var caFile: String
+    public var username: String?
+    public var password: String?
+
+    public init(host: String, port: Int = 5080, caFile: String, username: String? = nil, password: String? = nil) {
+        self.host = host
+        self.port = port
+        self.caFile = caFile
+        self.username = username
+        self.password = password
+    }
+}
+
+/// A RAPI failure: the HTTP status and Ganeti's `{"code", "message", "explain"}`.
+public struct RAPIError: Error, CustomStringConvertible, Sendable {
+    public let status: Int
+    public let message: String
+    public var description: String { "RAPI error \(status): \(message)" }
+}
+
+/// A job that ended in error: Ganeti's encoded error `[class, [message, ecode]]`.
+public struct RAPIJobError: Error, CustomStringConvertible, Sendable {
+    public let jobId: Int64
+    public let errorClass: String
+    public let message: String
+    public let ecode: String?
+    public var description: String { "job \(jobId) failed: \(errorClass): \(message)\(ecode.map { " (\($0))" } ?? "")" }
+}
+
+/// The RAPI calls of spec §6, over HTTPS with Basic auth. The server is trusted by its
+/// certificate; host names are not checked, as in Ganeti's client.
+public final class RAPIClient: Sendable {
+    public let endpoint: ClusterEndpoint
+    private let client: HTTPClient
+
+    public init(endpoint: ClusterEndpoint) throws {
+        self.endpoint = endpoint
+        var tls = TLSConfiguration.makeClientConfiguration()
+        do {
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(endpoint.caFile))
+        } catch {
+            throw RAPIError(status: 0, message: "cannot read the CA file \(endpoint.caFile): \(error)")
+        }
+        tls.certificateVerification = .noHostnameVerification
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        configuration.timeout = .init(connect: .seconds(20), read: .seconds(60))
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    deinit { try? client.syncShutdown() }
+
+    public func shutdown() async { try? await client.shutdown() }
+
+    /// Sends one request; returns the parsed JSON body of a 200, throws ``RAPIError`` otherwise.
+    public func request(_ method: HTTPMethod, _ path: String, query: [String: String] = [:], body: JSONValue? = nil) async throws -> JSONValue {
+        var url = "https://\(endpoint.host.contains(":") ? "[\(endpoint.host)]" : endpoint.host):\(endpoint.port)\(path)"
+        if !query.isEmpty {
+            url += "?" + query.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? $0.value)" }.joined(separator: "&")
+        }
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "gnt-move RAPI client")
+        if let username = endpoint.username {
+            let token = Data("\(username):\(endpoint.password ?? "")".utf8).base64EncodedString()
+            request.headers.add(name: "Authorization", value: "Basic \(token)")
+        }
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body.serializedBytes))
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(request, timeout: .seconds(60))
+        } catch {
+            throw RAPIError(status: 0, message: "cannot reach \(endpoint.host):\(endpoint.port): \(error)")
+        }
+        let buffer = try await response.body.collect(upTo: 64 << 20)
+        let bytes = Array(buffer.readableBytesView)
+        let parsed = bytes.isEmpty ? JSONValue.null : ((try? JSONValue(parsing: bytes)) ?? .string(String(decoding: bytes, as: UTF8.self)))
+        guard response.status == .ok else {
+            let message = parsed["message"]?.stringValue ?? parsed.stringValue ?? response.status.reasonPhrase
+            let explain = parsed["explain"]?.stringValue.map { ": \($0)" } ?? ""
+            throw RAPIError(status: Int(response.status.code), message: message + explain)
+        }
+        return parsed
+    }
+
+    static func jobId(_ value: JSONValue) throws -> Int64 {
+        if let id = value.integerValue { return id }
+        if let text = value.stringValue, let id = Int64(text) { return id }
+        throw RAPIError(status: 200, message: "expected a job id, got \(value.serialized)")
+    }
+
+    // MARK: Calls
+
+    public func version() async throws -> Int64 { try await request(.GET, "/version").integerValue ?? 0 }
+    public func info() async throws -> JSONValue { try await request(.GET, "/2/info") }
+    public func features() async throws -> [String] { (try await request(.GET, "/2/features").arrayValue ?? []).compactMap(\.stringValue) }
+    public func instance(_ name: String) async throws -> JSONValue { try await request(.GET, "/2/instances/\(name)") }
+
+    public func instanceInfo(_ name: String) async throws -> Int64 {
+        try Self.jobId(try await request(.GET, "/2/instances/\(name)/info", query: ["static": "1"]))
+    }
+    public func prepareExport(_ name: String) async throws -> Int64 {
+        try Self.jobId(try await request(.PUT, "/2/instances/\(name)/prepare-export", query: ["mode": "remote"]))
+    }
+    public func createInstance(_ body: JSONValue) async throws -> Int64 { try Self.jobId(try await request(.POST, "/2/instances", body: body)) }
+    public func exportInstance(_ name: String, body: JSONValue) async throws -> Int64 {
+        try Self.jobId(try await request(.PUT, "/2/instances/\(name)/export", body: body))
+    }
+    public func startup(_ name: String) async throws -> Int64 { try Self.jobId(try await request(.PUT, "/2/instances/\(name)/startup")) }
+    public func shutdown(_ name: String) async throws -> Int64 { try Self.jobId(try await request(.PUT, "/2/instances/\(name)/shutdown")) }
+    public func deleteInstance(_ name: String) async throws -> Int64 { try Self.jobId(try await request(.DELETE, "/2/instances/\(name)")) }
+    public func job(_ id: Int64) async throws -> JSONValue { try await request(.GET, "/2/jobs/\(id)") }
+    public func cancelJob(_ id: Int64) async throws -> JSONValue { try await request(.DELETE, "/2/jobs/\(id)") }
+
+    /// `GET /2/jobs/ID/wait` (a GET with a JSON body); nil or unchanged info means no change.
+    public func waitForJobChange(_ id: Int64, previousInfo: JSONValue?, previousSerial: Int64?) async throws -> JSONValue {
+        try await request(.GET, "/2/jobs/\(id)/wait", body: .object([
+            "fields": .array([.string("status")]),
+            "previous_job_info": previousInfo ?? .null,
+            "previous_log_serial": previousSerial.map(JSONValue.int64) ?? .null,
+        ]))
+    }
+
+    /// Follows a job to its end, handing each new log entry to `onLog`; returns `opresult[0]`
+    /// on success and throws ``RAPIJobError`` otherwise.
+    public func pollJob(_ id: Int64, onLog: (JSONValue) async throws -> Void = { _ in }) async throws -> JSONValue {
+        var info: JSONValue? = nil
+        var serial: Int64? = nil
+        while true {
+            let change = try await waitForJobChange(id, previousInfo: info, previousSerial: serial)
+            let entries = change["log_entries"]?.arrayValue ?? []
+            for entry in entries {
+                if let s = entry.arrayValue?.first?.integerValue { serial = max(serial ?? s, s) }
+                try await onLog(entry)
+            }
+            if let newInfo = change["job_info"] { info = newInfo }
+            let status = info?.arrayValue?.first?.stringValue ?? ""
+            if entries.isEmpty && ["success", "error", "canceling", "canceled"].contains(status) { break }
+        }
+        let job = try await job(id)
+        let result = job["opresult"]?.arrayValue?.first ?? .null
+        guard job["status"]?.stringValue == "success" else {
+            let parts = result.arrayValue ?? []
+            let details = parts.count > 1 ? (parts[1].arrayValue ?? []) : []
+            throw RAPIJobError(jobId: id, errorClass: parts.first?.stringValue ?? (job["status"]?.stringValue ?? "error"),
+                               message: details.first.map(PythonFormat.percentS) ?? result.serialized,
+                               ecode: details.count > 1 ? details[1].stringValue : nil)
+        }
+        return result
+    }
+}

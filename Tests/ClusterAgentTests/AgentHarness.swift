@@ -1,0 +1,56 @@
+import ClusterAgent
+import Foundation
+import MoveCoordinator
+import TestSupport
+import XCTest
+
+/// A real agent: initialised with the CLI, served by a `gnt-move agent serve` process on
+/// loopback, reached with the RAPI client over HTTPS.
+final class AgentHarness: @unchecked Sendable {
+    let folder: TemporaryDirectory
+    let dir: String
+    let port: Int
+    let cluster: String
+    var server: BackgroundProcess?
+
+    init(cluster: String, secret: String, user: String = "gnt-move", folder: TemporaryDirectory) throws {
+        self.folder = folder
+        self.cluster = cluster
+        dir = folder.file(cluster)
+        port = freePort()
+        let init_ = try gntMove(arguments: ["agent", "init", "--dir", dir, "--cluster-name", cluster, "--port", String(port),
+                                            "--bind", "127.0.0.1", "--data-address", "127.0.0.1", "--node-name", "node-\(cluster)",
+                                            "--secret", secret])
+        XCTAssertEqual(init_.status, 0, init_.stderr)
+    }
+
+    func start() throws {
+        server = try BackgroundProcess(Repository.gntMove, ["agent", "serve", "--dir", dir])
+        let ready = waitFor(timeout: 30) { [self] in (server?.stderr ?? "").contains("listening on") }
+        XCTAssertTrue(ready, "agent \(cluster) did not start: \(server?.stderr ?? "")")
+    }
+
+    func stop() {
+        server?.kill(SIGKILL)
+        server?.wait()
+        server = nil
+    }
+
+    deinit { stop() }
+
+    var password: String { ((try? String(contentsOfFile: dir + "/password", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) }
+
+    func client(user: String? = "gnt-move", password: String? = nil) throws -> RAPIClient {
+        try RAPIClient(endpoint: ClusterEndpoint(host: "127.0.0.1", port: port, caFile: dir + "/rapi.pem",
+                                                 username: user, password: password ?? self.password))
+    }
+
+    func addInstance(_ name: String, disks: [String], extra: [String] = []) throws {
+        let result = try gntMove(arguments: ["agent", "add-instance", "--dir", dir, name] + disks.flatMap { ["--disk", $0] } + extra)
+        XCTAssertEqual(result.status, 0, result.stderr)
+    }
+
+    var keyNames: [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/crypto")) ?? []).filter { $0.hasPrefix("x509-") }
+    }
+}
