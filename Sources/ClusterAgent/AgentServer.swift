@@ -27,6 +27,13 @@ public enum AgentServer {
             configuration: .init(address: .hostname(service.config.bindAddress, port: service.config.port), serverName: "gnt-move agent"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? service.config.port) },
             logger: logger)
+        let sweeper = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: 60_000_000_000)
+                for line in service.sweep() { logger.notice("sweep removed \(line)") }
+            }
+        }
+        defer { sweeper.cancel() }
         try await app.runService()
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MoveTrust
+import Synchronization
 
 /// One cluster's agent: configuration, state, jobs, keys and drivers. The HTTPS API
 /// (``RAPIRouter``) is a thin layer over it.
@@ -9,9 +10,14 @@ public final class ClusterAgentService: Sendable {
     public let database: AgentDatabase
     public let jobs: JobRunner
     public let secret: ClusterDomainSecret
+    /// Source keys, made by prepare-export; they live until the export ends or they expire.
     public let keyStore: X509KeyStore
+    /// Destination keys, made by and for one import job; none survives a restart.
+    public let importKeyStore: X509KeyStore
     let hypervisor: any HypervisorDriver
     let storage: any StorageBackend
+    /// Instances whose import job runs in this process; the sweep leaves them alone.
+    let activeImports = Mutex<Set<String>>([])
 
     /// The extensions this agent speaks, advertised in `/2/features` next to Ganeti's.
     public static let features = ["instance-create-reqv1", "instance-reinstall-reqv1", "node-migrate-reqv1", "node-evac-res1",
@@ -24,6 +30,7 @@ public final class ClusterAgentService: Sendable {
         database = try AgentDatabase(path: paths.database)
         jobs = JobRunner(database: database)
         keyStore = X509KeyStore(directory: paths.crypto)
+        importKeyStore = X509KeyStore(directory: paths.crypto + "/import")
         switch config.hypervisorDriver {
         case "command":
             guard let start = config.startCommand, let stop = config.stopCommand else {
@@ -39,6 +46,7 @@ public final class ClusterAgentService: Sendable {
             storage = FileStorage(folder: paths.disks)
         }
         _ = try database.failInterruptedJobs()
+        recoverAfterRestart()
     }
 
     public func instance(_ name: String) throws -> InstanceRecord {

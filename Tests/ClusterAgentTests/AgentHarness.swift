@@ -50,7 +50,24 @@ final class AgentHarness: @unchecked Sendable {
         XCTAssertEqual(result.status, 0, result.stderr)
     }
 
+    /// Waits for the `remote-import` log entry of an import job (nil if the job failed first).
+    func awaitRemoteImport(_ job: Int64, timeout: Double = 30) async throws -> JSONValue? {
+        let client = try client()
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let status = try await client.job(job)
+            let entries = status["oplog"]?.arrayValue?.first?.arrayValue ?? []
+            if let entry = entries.first(where: { $0.arrayValue?[2].stringValue == "remote-import" }) { return entry.arrayValue?[3] }
+            if status["status"]?.stringValue == "error" { return nil }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        return nil
+    }
+
+    /// Every per-move key on this cluster, source and import keys alike.
     var keyNames: [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/crypto")) ?? []).filter { $0.hasPrefix("x509-") }
+        [dir + "/crypto", dir + "/crypto/import"].flatMap {
+            ((try? FileManager.default.contentsOfDirectory(atPath: $0)) ?? []).filter { $0.hasPrefix("x509-") }
+        }
     }
 }

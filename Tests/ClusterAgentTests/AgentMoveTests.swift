@@ -52,16 +52,8 @@ final class AgentMoveTests: XCTestCase {
         tamper?(&body)
         let createJob = try await dst.createInstance(body)
         async let created: JSONValue = dst.pollJob(createJob)
-        // Wait for the remote-import entry (as move-instance's destination thread hands it over).
-        let deadline = Date().addingTimeInterval(30)
-        var handshake: JSONValue?
-        while handshake == nil && Date() < deadline {
-            let job = try await dst.job(createJob)
-            handshake = job["oplog"]?.arrayValue?.first?.arrayValue?.first { $0.arrayValue?[2].stringValue == "remote-import" }?.arrayValue?[3]
-            if job["status"]?.stringValue == "error" { break }
-            if handshake == nil { try await Task.sleep(nanoseconds: 100_000_000) }
-        }
-        guard let handshake else { return (try await created, .null) }
+        // The remote-import entry, as move-instance's destination thread hands it over.
+        guard let handshake = try await destination.awaitRemoteImport(createJob) else { return (try await created, .null) }
         let exportJob = try await src.exportInstance(name, body: .object([
             "mode": .string("remote"), "destination": handshake["disks"] ?? .null, "shutdown": .bool(true),
             "remove_instance": .bool(removeSource), "x509_key_name": prepared["x509_key_name"] ?? .null,

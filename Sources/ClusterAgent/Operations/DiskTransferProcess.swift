@@ -28,6 +28,7 @@ final class DiskTransferProcess: @unchecked Sendable {
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
         try process.run()
+        try? Data(String(process.processIdentifier).utf8).write(to: URL(fileURLWithPath: folder + "/pid"))
     }
 
     var status: ImportExportStatus? { try? ImportExportStatus.load(path: statusPath) }

@@ -108,17 +108,19 @@ extension ClusterAgentService {
             }
         }
         let compress = body["compress"]?.stringValue ?? "none"
+        activeImports.withLock { _ = $0.insert(name) }
+        defer { activeImports.withLock { _ = $0.remove(name) } }
         context.log("* preparing remote import...")
         let record = try materialize(spec, lifecycle: "importing", context: context)
         var daemons: [DiskTransferProcess] = []
         var keyName: String?
         func discard() {
             daemons.forEach { $0.kill() }
-            if let keyName { try? keyStore.remove(name: keyName) }
+            if let keyName { try? importKeyStore.remove(name: keyName) }
             try? remove(name, context: nil)
         }
         do {
-            let key = try keyStore.create(secret: secret)
+            let key = try importKeyStore.create(secret: secret)
             keyName = key.name
             let magicBase = ImportExportMagic.generateBase()
             for (index, disk) in spec.disks.enumerated() {
@@ -149,7 +151,7 @@ extension ClusterAgentService {
             discard()
             throw error
         }
-        if let keyName { try? keyStore.remove(name: keyName) }
+        if let keyName { try? importKeyStore.remove(name: keyName) }
         daemons.forEach { $0.removeFolder() }
         try await OSScripts(searchPath: config.osSearchPath).renameIfNeeded(spec: spec, oldName: sourceName, diskPaths: record.diskPaths, context: context)
         try database.update(name) { $0.lifecycle = "ready" }

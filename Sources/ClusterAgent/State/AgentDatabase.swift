@@ -57,4 +57,5 @@ public final class AgentDatabase: Sendable {
         }
         return migrator
     }
+
 }

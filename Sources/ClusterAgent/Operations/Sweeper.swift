@@ -1,0 +1,49 @@
+import Foundation
+import MoveTrust
+
+/// Cleans up what crashes and abandoned moves leave behind (Ganeti leaves all of it; spec §9.4,
+/// §9.9): expired per-move keys, half-created imports, and import/export daemons whose job is
+/// gone.
+extension ClusterAgentService {
+    /// At start-up no job of this agent can be running, so every import still marked
+    /// `importing` was abandoned by a crash, and every daemon left in the import-export folder
+    /// is an orphan.
+    func recoverAfterRestart() {
+        for folder in transferFolders() {
+            if let text = try? String(contentsOfFile: folder + "/pid", encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+               let command = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8), command.contains("import-export") {
+                kill(pid, SIGTERM)
+            }
+            try? FileManager.default.removeItem(atPath: folder)
+        }
+        for record in (try? database.instances()) ?? [] where record.lifecycle == "importing" {
+            try? remove(record.name, context: nil)
+        }
+        for name in importKeyStore.names() { try? importKeyStore.remove(name: name) }
+    }
+
+    /// The periodic sweep; returns what it removed.
+    @discardableResult
+    public func sweep(now: Double = Date().timeIntervalSince1970) -> [String] {
+        var removed: [String] = []
+        for store in [keyStore, importKeyStore] {
+            for name in store.names() {
+                guard let certificate = try? store.certificate(name: name) else { continue }
+                if Double(certificate.notAfter) < now {
+                    try? store.remove(name: name)
+                    removed.append("expired key \(name)")
+                }
+            }
+        }
+        for record in (try? database.instances()) ?? [] where record.lifecycle == "importing" && now - record.ctime > config.pendingImportMaxAge
+            && !activeImports.withLock({ $0.contains(record.name) }) {
+            try? remove(record.name, context: nil)
+            removed.append("pending import \(record.name)")
+        }
+        return removed
+    }
+
+    func transferFolders() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: paths.importExport)) ?? []).map { paths.importExport + "/" + $0 }
+    }
+}
