@@ -1,0 +1,57 @@
+import ClusterAgent
+import Foundation
+import MoveCoordinator
+import MoveTrust
+import TestSupport
+import XCTest
+
+/// Creating, starting, stopping and removing instances through RAPI, with the `command`
+/// hypervisor driver running real commands.
+final class AgentLifecycleTests: XCTestCase {
+    func testCreateStartStopRemoveWithCommandDriver() async throws {
+        let folder = TemporaryDirectory("lifecycle")
+        let secret = folder.file("cds")
+        XCTAssertEqual(try gntMove("secret", "new", "--out", secret).status, 0)
+        let agent = try AgentHarness(cluster: "cluster-c", secret: secret, folder: folder)
+        let marks = folder.file("marks")
+        try FileManager.default.createDirectory(atPath: marks, withIntermediateDirectories: true)
+        let configPath = agent.dir + "/agent.json"
+        var config = try JSONDecoder().decode(AgentConfig.self, from: Data(contentsOf: URL(fileURLWithPath: configPath)))
+        config.hypervisorDriver = "command"
+        config.startCommand = "touch \(marks)/%s"
+        config.stopCommand = "rm -f \(marks)/%s"
+        config.statusCommand = "test -e \(marks)/%s"
+        try JSONEncoder().encode(config).write(to: URL(fileURLWithPath: configPath))
+        try agent.start()
+        defer { agent.stop() }
+        let client = try agent.client()
+        let created = try await client.pollJob(try await client.createInstance(.object([
+            "__version__": .int(1), "mode": .string("create"), "name": .string("blank1"), "disk_template": .string("file"),
+            "disks": .array([.object(["size": .int(16)])]), "hypervisor": .string("kvm"), "start": .bool(true),
+            "beparams": .object(["maxmem": .int(128)]),
+        ])))
+        XCTAssertEqual(created, .array([.string("node-cluster-c")]))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: marks + "/blank1"), "the start command ran")
+        var instance = try await client.instance("blank1")
+        XCTAssertEqual(instance["status"]?.stringValue, "running")
+        XCTAssertEqual(instance["disk.sizes"], .array([.int(16)]))
+        XCTAssertEqual(TestData.allocatedBytes(agent.dir + "/disks/blank1.disk0"), 0, "a new disk is sparse")
+
+        _ = try await client.pollJob(try await client.shutdown("blank1"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: marks + "/blank1"), "the stop command ran")
+        instance = try await client.instance("blank1")
+        XCTAssertEqual(instance["status"]?.stringValue, "ADMIN_down")
+        XCTAssertEqual(instance["admin_state"]?.stringValue, "down")
+
+        _ = try await client.pollJob(try await client.startup("blank1"))
+        instance = try await client.instance("blank1")
+        XCTAssertEqual(instance["oper_state"], .bool(true))
+
+        _ = try await client.pollJob(try await client.deleteInstance("blank1"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: agent.dir + "/disks/blank1.disk0"))
+        let list = try await client.request(.GET, "/2/instances")
+        XCTAssertEqual(list, .array([]))
+        let jobs = try await client.request(.GET, "/2/jobs")
+        XCTAssertEqual(jobs.arrayValue?.count, 4)
+    }
+}
