@@ -97,6 +97,35 @@ final class AgentMoveTests: XCTestCase {
         XCTAssertEqual(source.keyNames, [])
     }
 
+    /// Installs a small OS definition (Ganeti's OS API) whose export script adds a header line
+    /// that its import script checks and strips, and whose rename script leaves a mark.
+    func installOS(in agent: AgentHarness) throws {
+        let folder = agent.dir + "/os/testos"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let scripts = [
+            "ganeti_api_version": "20\n",
+            "export": "#!/bin/bash\nset -e\necho \"TESTOS $INSTANCE_NAME $EXPORT_INDEX\"\ncat \"$EXPORT_DEVICE\"\n",
+            "import": "#!/bin/bash\nset -e\nread -r header\ncase \"$header\" in \"TESTOS \"*\" $IMPORT_INDEX\") ;; *) echo \"bad header $header\" >&2; exit 1;; esac\ncat > \"$IMPORT_DEVICE\"\n",
+            "rename": "#!/bin/bash\necho \"$OLD_INSTANCE_NAME $INSTANCE_NAME $DISK_COUNT\" > renamed\n",
+        ]
+        for (name, text) in scripts {
+            try text.write(toFile: folder + "/" + name, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: folder + "/" + name)
+        }
+    }
+
+    func testOSScriptsCarryTheDiskAndRenameRuns() async throws {
+        try installOS(in: source)
+        try installOS(in: destination)
+        let image = folder.file("os1.img")
+        try TestData.writeMixed(image, size: 3 << 20)
+        try source.addInstance("os1", disks: [image], extra: ["--os", "testos+default"])
+        let (_, exported) = try await move("os1", to: "os1-new", removeSource: false)
+        XCTAssertEqual(exported, .array([.bool(true), .array([.bool(true)])]))
+        XCTAssertEqual(try TestData.sha256(destination.dir + "/disks/os1-new.disk0"), try TestData.sha256(image))
+        XCTAssertEqual(try String(contentsOfFile: destination.dir + "/os/testos/renamed", encoding: .utf8), "os1 os1-new 1\n")
+    }
+
     func testTamperedCertificateIsRefusedAndNothingIsCreated() async throws {
         let image = folder.file("t1.img")
         try TestData.writeMixed(image, size: 2 << 20)

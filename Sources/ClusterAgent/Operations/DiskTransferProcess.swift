@@ -11,9 +11,16 @@ final class DiskTransferProcess: @unchecked Sendable {
     let process = Process()
     var statusPath: String { folder + "/status" }
 
+    /// An OS script between the daemon and the disk (Ganeti's OS API): `export` writes the stream
+    /// to the exporting daemon's stdin, `import` reads it from the importing daemon's stdout.
+    struct OSScript {
+        let folder: String
+        let environment: [String: String]
+    }
+
     /// Starts the daemon. `peerCertificate` is written to `FOLDER/ca`, the only certificate it trusts.
     init(executable: String, mode: String, index: Int, baseFolder: String, peerCertificate: X509Certificate,
-         arguments: [String]) throws {
+         arguments: [String], osScript: OSScript? = nil) throws {
         self.index = index
         let stamp = UnixTime.forFilename(UnixTime.now())
         folder = "\(baseFolder)/\(mode)-disk\(index)-\(stamp)-\(UUID().uuidString.prefix(8).lowercased())"
@@ -22,8 +29,17 @@ final class DiskTransferProcess: @unchecked Sendable {
         let logPath = folder + "/log"
         FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["import-export", statusPath, mode, "--ca", folder + "/ca"] + arguments
+        let daemon = [executable, "import-export", statusPath, mode, "--ca", folder + "/ca"] + arguments
+        if let osScript {
+            // bash with pipefail, arguments passed positionally so that nothing needs quoting.
+            let pipeline = mode == "export" ? "( cd \"$1\" && ./export ) | \"${@:2}\"" : "\"${@:2}\" | ( cd \"$1\" && ./import )"
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = ["-o", "pipefail", "-c", pipeline, "bash", osScript.folder] + daemon
+            process.environment = ProcessInfo.processInfo.environment.merging(osScript.environment) { $1 }
+        } else {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = Array(daemon.dropFirst())
+        }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = log
         process.standardInput = FileHandle.nullDevice

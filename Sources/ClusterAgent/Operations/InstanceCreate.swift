@@ -108,6 +108,8 @@ extension ClusterAgentService {
             }
         }
         let compress = body["compress"]?.stringValue ?? "none"
+        let osScripts = OSScripts(searchPath: config.osSearchPath)
+        let osFolder = try spec.os.map { try osScripts.require($0, script: "import") }
         activeImports.withLock { _ = $0.insert(name) }
         defer { activeImports.withLock { _ = $0.remove(name) } }
         context.log("* preparing remote import...")
@@ -125,12 +127,21 @@ extension ClusterAgentService {
             let magicBase = ImportExportMagic.generateBase()
             for (index, disk) in spec.disks.enumerated() {
                 let magic = ImportExportMagic.compute(base: magicBase, instanceName: name, index: index)
+                var arguments = ["--key", key.keyPath, "--cert", key.certificatePath, "--magic", magic, "--compress", compress,
+                                 "--connect-timeout", String(config.importConnectTimeout), "--expected-size", String(disk.size),
+                                 "--bind", config.bindAddress == "0.0.0.0" ? config.dataAddress : config.bindAddress]
+                var script: DiskTransferProcess.OSScript?
+                if let osFolder {
+                    var environment = osScripts.environment(spec: spec, diskPaths: record.diskPaths)
+                    environment["IMPORT_DEVICE"] = record.diskPaths[index]
+                    environment["IMPORT_INDEX"] = String(index)
+                    script = .init(folder: osFolder, environment: environment)
+                } else {
+                    arguments += ["--dest", record.diskPaths[index]]
+                }
                 daemons.append(try DiskTransferProcess(
                     executable: importExportExecutable, mode: "import", index: index, baseFolder: paths.importExport,
-                    peerCertificate: sourceCertificate,
-                    arguments: ["--key", key.keyPath, "--cert", key.certificatePath, "--magic", magic, "--compress", compress,
-                                "--connect-timeout", String(config.importConnectTimeout), "--expected-size", String(disk.size),
-                                "--dest", record.diskPaths[index], "--bind", config.bindAddress == "0.0.0.0" ? config.dataAddress : config.bindAddress]))
+                    peerCertificate: sourceCertificate, arguments: arguments, osScript: script))
             }
             let ports = try await TransferMonitor(context: context, daemons: daemons, direction: "receiving").waitListening(timeout: 10)
             for daemon in daemons { context.log("Disk \(daemon.index) is now listening") }
@@ -153,7 +164,7 @@ extension ClusterAgentService {
         }
         if let keyName { try? importKeyStore.remove(name: keyName) }
         daemons.forEach { $0.removeFolder() }
-        try await OSScripts(searchPath: config.osSearchPath).renameIfNeeded(spec: spec, oldName: sourceName, diskPaths: record.diskPaths, context: context)
+        try await osScripts.renameIfNeeded(spec: spec, oldName: sourceName, diskPaths: record.diskPaths, context: context)
         try database.update(name) { $0.lifecycle = "ready" }
         if body["start"]?.boolValue ?? false {
             context.log("* starting instance...")

@@ -35,6 +35,15 @@ struct OSScripts {
         return env
     }
 
+    /// The OS folder with `script`, or a clear refusal: an instance with an OS is moved through
+    /// its OS's import/export scripts on both sides, as Ganeti does.
+    func require(_ os: String, script: String) throws -> String {
+        guard let folder = folder(for: os), FileManager.default.isExecutableFile(atPath: folder + "/" + script) else {
+            throw AgentError.wrongInput("OS '\(os)' has no '\(script)' script on this cluster (searched \(searchPath.joined(separator: ", ")))")
+        }
+        return folder
+    }
+
     func renameIfNeeded(spec: InstanceSpec, oldName: String, diskPaths: [String], context: JobContext) async throws {
         guard spec.name != oldName, let os = spec.os else { return }
         guard let folder = folder(for: os) else {

@@ -41,17 +41,29 @@ extension ClusterAgentService {
             try stop(name)
         }
         let compress = body["compress"]?.stringValue ?? "none"
+        let osScripts = OSScripts(searchPath: config.osSearchPath)
+        let osFolder = try record.spec.os.map { try osScripts.require($0, script: "export") }
         var daemons: [DiskTransferProcess] = []
         for (index, destination) in destinations.enumerated() {
             context.log("Sending disk \(index) to \(destination.host):\(destination.port)")
+            var arguments = ["--key", keyStore.keyPath(keyName), "--cert", keyStore.certificatePath(keyName),
+                             "--host", destination.host, "--port", String(destination.port), "--magic", destination.magic,
+                             "--compress", compress, "--connect-timeout", "20", "--connect-retries", "10",
+                             "--expected-size", String(record.spec.disks[index].size)]
+                + (NetworkNames.isIPv6(destination.host) ? ["--ipv6"] : [])
+            var script: DiskTransferProcess.OSScript?
+            if let osFolder {
+                var environment = osScripts.environment(spec: record.spec, diskPaths: record.diskPaths)
+                environment["EXPORT_DEVICE"] = record.diskPaths[index]
+                environment["EXPORT_DISK_PATH"] = record.diskPaths[index]
+                environment["EXPORT_INDEX"] = String(index)
+                script = .init(folder: osFolder, environment: environment)
+            } else {
+                arguments += ["--source", record.diskPaths[index]]
+            }
             daemons.append(try DiskTransferProcess(
                 executable: importExportExecutable, mode: "export", index: index, baseFolder: paths.importExport,
-                peerCertificate: destinationCertificate,
-                arguments: ["--key", keyStore.keyPath(keyName), "--cert", keyStore.certificatePath(keyName),
-                            "--host", destination.host, "--port", String(destination.port), "--magic", destination.magic,
-                            "--compress", compress, "--connect-timeout", "20", "--connect-retries", "10",
-                            "--source", record.diskPaths[index], "--expected-size", String(record.spec.disks[index].size)]
-                    + (NetworkNames.isIPv6(destination.host) ? ["--ipv6"] : [])))
+                peerCertificate: destinationCertificate, arguments: arguments, osScript: script))
         }
         let results = await TransferMonitor(context: context, daemons: daemons, direction: "sending").follow()
         let allDone = results.allSatisfy { $0 }
