@@ -41,7 +41,7 @@ public final class ClusterAgentService: Sendable {
             hypervisor = FakeHypervisor()
         }
         if config.storageBackend == "block", let group = config.volumeGroup {
-            storage = LVMStorage(volumeGroup: group, lvcreate: config.lvcreateCommand, lvremove: config.lvremoveCommand)
+            storage = LVMStorage(volumeGroup: group, lvcreate: config.lvcreateCommand, lvremove: config.lvremoveCommand, vgFree: config.vgFreeCommand)
         } else {
             storage = FileStorage(folder: paths.disks)
         }

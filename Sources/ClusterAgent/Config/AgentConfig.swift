@@ -21,6 +21,8 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     public var volumeGroup: String?
     public var lvcreateCommand: String
     public var lvremoveCommand: String
+    /// Prints the volume group's free bytes; `%s` is the group.
+    public var vgFreeCommand: String
     public var enabledDiskTemplates: [String]
     /// Where OS definitions live (Ganeti's OS API), each in a folder of its name.
     public var osSearchPath: [String]
@@ -43,6 +45,7 @@ public struct AgentConfig: Codable, Sendable, Equatable {
         hypervisorDriver = "fake"
         lvcreateCommand = "lvcreate"
         lvremoveCommand = "lvremove"
+        vgFreeCommand = "vgs --noheadings --units b --nosuffix -o vg_free %s"
         enabledDiskTemplates = ["file", "plain", "blockdev"]
         osSearchPath = []
         pendingImportMaxAge = 3600

@@ -45,6 +45,7 @@ public struct LVMStorage: StorageBackend {
     let volumeGroup: String
     let lvcreate: String
     let lvremove: String
+    let vgFree: String
 
     public func create(instance: String, index: Int, sizeMiB: Int64) throws -> String {
         let name = "\(instance).disk\(index)".replacingOccurrences(of: "/", with: "_")
@@ -57,7 +58,7 @@ public struct LVMStorage: StorageBackend {
     }
 
     public func freeBytes() -> Int64 {
-        guard let text = try? Shell.run("vgs --noheadings --units b --nosuffix -o vg_free %s", volumeGroup) else { return 0 }
+        guard let text = try? Shell.run(vgFree, volumeGroup) else { return 0 }
         return Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
     }
 }
