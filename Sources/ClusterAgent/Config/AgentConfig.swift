@@ -62,6 +62,9 @@ public struct AgentPaths: Sendable {
     public var secret: String { root + "/cluster-domain-secret" }
     /// Key and certificate of the HTTPS API in one PEM file, as Ganeti's `rapi.pem`.
     public var rapiPEM: String { root + "/rapi.pem" }
+    /// The RAPI certificate alone, to give to clients as their CA file.
+    public var rapiCertificate: String { Self.certificatePath(forPEM: rapiPEM) }
+    static func certificatePath(forPEM pem: String) -> String { String(pem.dropLast(4)) + ".crt" }
     public var users: String { root + "/users" }
     public var database: String { root + "/state.sqlite" }
     public var disks: String { root + "/disks" }

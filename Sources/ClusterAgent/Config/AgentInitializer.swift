@@ -67,5 +67,7 @@ public enum AgentInitializer {
         let certificate = try X509Certificate.selfSigned(key: key, commonName: hostName, subjectAltDNSNames: [hostName, "localhost"],
                                                          serial: now, notBefore: now - 60, notAfter: now + 5 * 365 * 86400)
         try SecureFile.write(contents: Array((try key.pemEncoded() + certificate.canonicalPEM()).utf8), to: path, mode: 0o400, replace: false)
+        // The certificate alone, for RAPI clients (`--src-ca-file`/`--dest-ca-file`).
+        try SecureFile.write(contents: Array(try certificate.canonicalPEM().utf8), to: AgentPaths.certificatePath(forPEM: path), mode: 0o644, replace: false)
     }
 }
