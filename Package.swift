@@ -53,8 +53,10 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // `gnt-move demo`: two local clusters on loopback and one real move.
+        .target(name: "MoveDemo", dependencies: ["MoveCoordinator", "ClusterAgent", "BlockStream"]),
         .executableTarget(name: "gnt-move", dependencies: [
-            "MoveCoordinator", "BlockStream", "ClusterAgent",
+            "MoveCoordinator", "BlockStream", "ClusterAgent", "MoveDemo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -13,6 +13,8 @@ public struct ClusterEndpoint: Sendable, Equatable {
     public var caFile: String
     public var username: String?
     public var password: String?
+    /// Where the password came from (stored instead of the password itself).
+    public var passwordFile: String?
 
     public init(host: String, port: Int = 5080, caFile: String, username: String? = nil, password: String? = nil) {
         self.host = host
@@ -20,6 +22,16 @@ public struct ClusterEndpoint: Sendable, Equatable {
         self.caFile = caFile
         self.username = username
         self.password = password
+    }
+
+    /// Reads `passwordFile` with Ganeti's one-line rule.
+    public mutating func loadPassword() throws {
+        guard let passwordFile else { return }
+        do {
+            password = try OneLineFile.read(passwordFile, what: "password file")
+        } catch {
+            throw CoordinatorError(reason: "bad-request", message: error.message)
+        }
     }
 }
 

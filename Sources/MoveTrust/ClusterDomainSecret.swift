@@ -13,24 +13,7 @@ public struct ClusterDomainSecret: Sendable, Equatable {
 
     /// Reads the secret from `path`, with Ganeti's one-line rule.
     public static func load(path: String) throws(TrustError) -> ClusterDomainSecret {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
-            throw TrustError(.secret, "cluster domain secret \(path) \(reason)")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw TrustError(.secret, "cluster domain secret \(path) is not UTF-8 text")
-        }
-        let lines = TextLines.split(text).filter { !$0.isEmpty }
-        guard let first = lines.first else {
-            throw TrustError(.secret, "cluster domain secret \(path) is empty")
-        }
-        guard lines.count == 1 else {
-            throw TrustError(.secret, "cluster domain secret \(path) has \(lines.count) non-empty lines; expected exactly one")
-        }
-        return ClusterDomainSecret(key: String(first))
+        ClusterDomainSecret(key: try OneLineFile.read(path, what: "cluster domain secret"))
     }
 
     /// A new secret in Ganeti's form: `os.urandom(20).hex()`.
@@ -53,5 +36,28 @@ public struct ClusterDomainSecret: Sendable, Equatable {
             throw TrustError(.secret, "cannot write cluster domain secret \(path): \(error)")
         }
         return ClusterDomainSecret(key: secret)
+    }
+}
+
+/// Ganeti's `ReadOneLineFile(strict=True)`: the exact text of the only non-empty line. Used for
+/// the cluster domain secret and for password files.
+public enum OneLineFile {
+    public static func read(_ path: String, what: String) throws(TrustError) -> String {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read" : "does not exist"
+            throw TrustError(.secret, "\(what) \(path) \(reason)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw TrustError(.secret, "\(what) \(path) is not UTF-8 text")
+        }
+        let lines = TextLines.split(text).filter { !$0.isEmpty }
+        guard let first = lines.first else { throw TrustError(.secret, "\(what) \(path) is empty") }
+        guard lines.count == 1 else {
+            throw TrustError(.secret, "\(what) \(path) has \(lines.count) non-empty lines; expected exactly one")
+        }
+        return String(first)
     }
 }

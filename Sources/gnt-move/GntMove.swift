@@ -20,6 +20,12 @@ struct GntMove: AsyncParsableCommand {
             ImportExportCommand.self,
             BenchCommand.self,
             AgentCommand.self,
+            MoveCommand.self,
+            StatusCommand.self,
+            ResumeCommand.self,
+            AbortCommand.self,
+            CleanupCommand.self,
+            DemoCommand.self,
         ]
     )
 }

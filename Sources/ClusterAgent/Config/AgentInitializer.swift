@@ -34,7 +34,7 @@ public enum AgentInitializer {
         var userLine: String
         if let user = options.user {
             guard let passwordFile = options.passwordFile else { throw AgentError.wrongInput("--user needs --password-file") }
-            let pw = String(decoding: try ClusterDomainSecret.load(path: passwordFile).key, as: UTF8.self)
+            let pw = try OneLineFile.read(passwordFile, what: "password file")
             userLine = UsersFile.line(user: user, password: pw, options: ["write"])
         } else {
             password = SecureRandom.hex(byteCount: 16)

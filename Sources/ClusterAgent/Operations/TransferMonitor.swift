@@ -52,7 +52,8 @@ struct TransferMonitor {
                 return false
             }
             let digest = daemon.status?.digest.map { ", digest \($0)" } ?? ""
-            context.log("Disk \(daemon.index) finished \(direction) data\(digest)")
+            let wire = daemon.status?.wire_bytes.map { ", \($0) bytes on the wire" } ?? ""
+            context.log("Disk \(daemon.index) finished \(direction) data\(wire)\(digest)")
             return true
         }
     }

@@ -1,0 +1,121 @@
+import Foundation
+import MoveTrust
+
+/// The third party of a move: drives the source and the destination through RAPI, relaying
+/// only signed material, and records every step so that a crash of any process loses or
+/// duplicates nothing (`resume` continues from the recorded state).
+public final class Coordinator: Sendable {
+    public let store: MoveStore
+    let emit: @Sendable (MoveEvent) -> Void
+
+    public init(store: MoveStore, emit: @escaping @Sendable (MoveEvent) -> Void) {
+        self.store = store
+        self.emit = emit
+    }
+
+    /// Records and runs a new move; returns its final record.
+    public func run(_ request: MoveRequest) async -> MoveRecord {
+        do {
+            let record = try store.create(request)
+            emit(MoveEvent("move-started", move: record, ["destination_instance": .string(request.targetName)]))
+            return await drive(record.id, request: request)
+        } catch {
+            let record = MoveRecord(id: "-", instance: request.instance, request: request.json, state: .failed, facts: [:],
+                                    error: "\(error)", reason: "state", created: 0, updated: 0)
+            emit(MoveEvent("move-failed", move: record, ["reason": .string("state"), "message": .string("\(error)")]))
+            return record
+        }
+    }
+
+    /// Continues a recorded move from its state.
+    public func resume(_ id: String) async throws -> MoveRecord {
+        guard let record = try store.move(id) else { throw CoordinatorError(reason: "unknown-move", message: "no move \(id) in \(store.directory)") }
+        let request = try MoveRequest(json: record.request)
+        if record.state.isFinal { return record }
+        emit(MoveEvent("step", move: record, ["step": .string("resume"), "state": .string(record.state.rawValue)]))
+        return await drive(id, request: request)
+    }
+
+    /// Stops a move: cancels its jobs, removes a half-created destination, starts the source
+    /// again if it was running.
+    public func abort(_ id: String) async throws -> MoveRecord {
+        guard let record = try store.move(id) else { throw CoordinatorError(reason: "unknown-move", message: "no move \(id) in \(store.directory)") }
+        if record.state.isFinal { return record }
+        let request = try MoveRequest(json: record.request)
+        let failed = try store.record(id, state: .failed, detail: "aborted by the operator", error: "aborted", reason: "aborted")
+        return await cleanUp(failed, request: request)
+    }
+
+    func drive(_ id: String, request: MoveRequest) async -> MoveRecord {
+        let source: RAPIClient, destination: RAPIClient
+        do {
+            source = try RAPIClient(endpoint: request.source)
+            destination = try RAPIClient(endpoint: request.destination)
+        } catch {
+            return (try? fail(id, reason: "connection", "\(error)")) ?? placeholder(id)
+        }
+        defer { Task { await source.shutdown(); await destination.shutdown() } }
+        let steps = MoveSteps(coordinator: self, request: request, source: source, destination: destination)
+        do {
+            var record = try current(id)
+            while !record.state.isFinal && record.state != .failed {
+                record = try await steps.advance(record)
+            }
+            if record.state == .done {
+                emit(MoveEvent("move-done", move: record, ["destination_instance": .string(request.targetName)]))
+            }
+            if record.state == .failed { return await cleanUp(record, request: request) }
+            return record
+        } catch {
+            let reason = (error as? CoordinatorError)?.reason ?? (error is RAPIJobError ? "job-failed" : (error is RAPIError ? "rapi" : "internal"))
+            guard let failed = try? fail(id, reason: reason, "\(error)") else { return placeholder(id) }
+            return await cleanUp(failed, request: request)
+        }
+    }
+
+    func current(_ id: String) throws -> MoveRecord {
+        guard let record = try store.move(id) else { throw CoordinatorError(reason: "unknown-move", message: "no move \(id)") }
+        return record
+    }
+
+    func placeholder(_ id: String) -> MoveRecord {
+        (try? store.move(id)) ?? MoveRecord(id: id, instance: "", request: .null, state: .failed, facts: [:], error: nil, reason: nil, created: 0, updated: 0)
+    }
+
+    func fail(_ id: String, reason: String, _ message: String) throws -> MoveRecord {
+        try store.record(id, state: .failed, detail: message, error: message, reason: reason)
+    }
+
+    /// The failure path: cancel the jobs, remove what the destination half-created, restart the
+    /// source if it was running and still exists. Never touches a source that may be the only copy.
+    func cleanUp(_ record: MoveRecord, request: MoveRequest) async -> MoveRecord {
+        var notes: [String] = []
+        let source = try? RAPIClient(endpoint: request.source)
+        let destination = try? RAPIClient(endpoint: request.destination)
+        for (key, client) in [("export_job", source), ("create_job", destination)] {
+            if let id = record.facts[key]?.integerValue, let client {
+                if let status = try? await client.job(id), let state = status["status"]?.stringValue, !["success", "error", "canceled"].contains(state) {
+                    _ = try? await client.cancelJob(id)
+                    notes.append("canceled \(key.replacingOccurrences(of: "_job", with: "")) job \(id)")
+                }
+            }
+        }
+        // The destination instance goes only if this move made it and never completed it.
+        if record.facts["create_job"] != nil, record.facts["finalized"] == nil, let destination,
+           (try? await destination.instance(request.targetName)) != nil {
+            if let job = try? await destination.deleteInstance(request.targetName) { _ = try? await destination.pollJob(job) }
+            notes.append("removed the half-created \(request.targetName) on the destination")
+        }
+        if record.facts["source_was_running"]?.boolValue == true, record.facts["source_removed"] == nil, let source,
+           let info = try? await source.instance(request.instance), info["oper_state"]?.boolValue != true {
+            if let job = try? await source.startup(request.instance) { _ = try? await source.pollJob(job) }
+            notes.append("started \(request.instance) again on the source")
+        }
+        await source?.shutdown()
+        await destination?.shutdown()
+        let cleaned = (try? store.record(record.id, state: .cleaned, detail: notes.isEmpty ? "nothing to clean" : notes.joined(separator: "; "))) ?? record
+        emit(MoveEvent("move-failed", move: cleaned, ["reason": .string(record.reason ?? "internal"), "message": .string(record.error ?? ""),
+                                                       "cleanup": .array(notes.map(JSONValue.string))]))
+        return cleaned
+    }
+}

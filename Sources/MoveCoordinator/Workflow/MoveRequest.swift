@@ -1,0 +1,96 @@
+import Foundation
+import MoveTrust
+
+/// One instance to move, with `move-instance`'s options (spec §7) and gnt-move's own.
+public struct MoveRequest: Sendable, Equatable {
+    public var source: ClusterEndpoint
+    public var destination: ClusterEndpoint
+    public var instance: String
+    public var destinationName: String?
+    public var primaryNode: String?
+    public var secondaryNode: String?
+    public var diskTemplate: String?
+    public var iallocator: String?
+    public var compress = "none"
+    public var keepSourceInstance = false
+    /// nil: start on the destination if it ran on the source.
+    public var start: Bool?
+    public var hvparams: [String: JSONValue] = [:]
+    public var beparams: [String: JSONValue] = [:]
+    public var osparams: [String: JSONValue] = [:]
+    /// `--net idx:key=value` overrides, by NIC index.
+    public var nicOverrides: [Int: [String: String?]] = [:]
+
+    public init(source: ClusterEndpoint, destination: ClusterEndpoint, instance: String) {
+        self.source = source
+        self.destination = destination
+        self.instance = instance
+    }
+
+    public var targetName: String { destinationName ?? instance }
+
+    /// The request as stored in the state database (passwords are not stored; they are read
+    /// again from the password files on resume).
+    var json: JSONValue {
+        func endpoint(_ e: ClusterEndpoint) -> JSONValue {
+            .object(["host": .string(e.host), "port": .int(e.port), "ca_file": .string(e.caFile),
+                     "username": e.username.map(JSONValue.string) ?? .null, "password_file": e.passwordFile.map(JSONValue.string) ?? .null])
+        }
+        func optional(_ s: String?) -> JSONValue { s.map(JSONValue.string) ?? .null }
+        return .object([
+            "source": endpoint(source), "destination": endpoint(destination), "instance": .string(instance),
+            "dest_instance_name": optional(destinationName), "dest_primary_node": optional(primaryNode),
+            "dest_secondary_node": optional(secondaryNode), "dest_disk_template": optional(diskTemplate),
+            "iallocator": optional(iallocator), "compress": .string(compress), "keep_source_instance": .bool(keepSourceInstance),
+            "start": start.map(JSONValue.bool) ?? .null,
+            "hvparams": .object(hvparams), "beparams": .object(beparams), "osparams": .object(osparams),
+            "net": .object(Dictionary(uniqueKeysWithValues: nicOverrides.map { (String($0.key), JSONValue.object($0.value.mapValues { $0.map(JSONValue.string) ?? .null })) })),
+        ])
+    }
+
+    init(json: JSONValue) throws {
+        func endpoint(_ value: JSONValue?) throws -> ClusterEndpoint {
+            guard let value, let host = value["host"]?.stringValue, let ca = value["ca_file"]?.stringValue else {
+                throw CoordinatorError.badRequest("a cluster needs host and ca_file")
+            }
+            var e = ClusterEndpoint(host: host, port: Int(value["port"]?.integerValue ?? 5080), caFile: ca,
+                                    username: value["username"]?.stringValue, password: nil)
+            e.passwordFile = value["password_file"]?.stringValue
+            try e.loadPassword()
+            return e
+        }
+        source = try endpoint(json["source"])
+        destination = try endpoint(json["destination"])
+        guard let instance = json["instance"]?.stringValue else { throw CoordinatorError.badRequest("missing instance") }
+        self.instance = instance
+        destinationName = json["dest_instance_name"]?.stringValue
+        primaryNode = json["dest_primary_node"]?.stringValue
+        secondaryNode = json["dest_secondary_node"]?.stringValue
+        diskTemplate = json["dest_disk_template"]?.stringValue
+        iallocator = json["iallocator"]?.stringValue
+        compress = json["compress"]?.stringValue ?? "none"
+        keepSourceInstance = json["keep_source_instance"]?.boolValue ?? false
+        start = json["start"]?.boolValue
+        hvparams = json["hvparams"]?.objectValue ?? [:]
+        beparams = json["beparams"]?.objectValue ?? [:]
+        osparams = json["osparams"]?.objectValue ?? [:]
+        for (key, value) in json["net"]?.objectValue ?? [:] {
+            guard let index = Int(key) else { continue }
+            nicOverrides[index] = (value.objectValue ?? [:]).mapValues { $0.stringValue }
+        }
+    }
+}
+
+/// A coordinator failure, worded for an operator, with a machine-readable reason.
+public struct CoordinatorError: Error, CustomStringConvertible, Sendable {
+    public let reason: String
+    public let message: String
+    public var description: String { message }
+
+    public init(reason: String, message: String) {
+        self.reason = reason
+        self.message = message
+    }
+
+    public static func badRequest(_ message: String) -> CoordinatorError { CoordinatorError(reason: "bad-request", message: message) }
+}

@@ -1,0 +1,220 @@
+import Foundation
+import MoveTrust
+
+/// One step of the state machine per call: each step records what it learnt (and the job it
+/// started) before the step that depends on it, so that `resume` repeats nothing destructive.
+struct MoveSteps {
+    let coordinator: Coordinator
+    let request: MoveRequest
+    let source: RAPIClient
+    let destination: RAPIClient
+    var store: MoveStore { coordinator.store }
+
+    func step(_ record: MoveRecord, _ name: String, _ fields: [String: JSONValue] = [:]) {
+        var fields = fields
+        fields["step"] = .string(name)
+        coordinator.emit(MoveEvent("step", move: record, fields))
+    }
+
+    func advance(_ record: MoveRecord) async throws -> MoveRecord {
+        switch record.state {
+        case .planned: return try await prepareSource(record)
+        case .sourcePrepared: return try await createDestination(record)
+        case .destinationCreated: return try await awaitListening(record)
+        case .destinationListening: return try await startExport(record)
+        case .exporting: return try await awaitDisks(record)
+        case .disksDone: return try await finalize(record)
+        case .finalized: return try await removeSource(record)
+        case .sourceRemoved: return try store.record(record.id, state: .done, detail: "move complete")
+        case .done, .failed, .cleaned: return record
+        }
+    }
+
+    /// Checks both clusters, reads the instance spec, and prepares the export (fresh keys on the
+    /// source). A prepare-export repeated after a crash only makes another key, which the
+    /// source's sweep removes.
+    func prepareSource(_ record: MoveRecord) async throws -> MoveRecord {
+        step(record, "check-clusters")
+        do {
+            _ = try await source.instance(request.instance)
+        } catch let error as RAPIError where error.status == 404 {
+            throw CoordinatorError(reason: "instance-not-found", message: "instance \(request.instance) does not exist on the source cluster")
+        }
+        let features = try await destination.features()
+        guard features.contains("instance-create-reqv1") else {
+            throw CoordinatorError(reason: "incompatible-destination", message: "the destination does not support instance creation requests version 1")
+        }
+        step(record, "read-spec")
+        let info = try await source.pollJob(try await source.instanceInfo(request.instance))
+        guard let spec = info[request.instance] else { throw CoordinatorError(reason: "rapi", message: "the source returned no data for \(request.instance)") }
+        let summary = try await source.instance(request.instance)
+        var facts: [String: JSONValue] = ["spec": spec, "source_was_running": .bool(spec["config_state"]?.stringValue == "up"),
+                                          "tags": summary["tags"] ?? .array([])]
+        if request.iallocator == nil && request.primaryNode == nil {
+            facts["iallocator"] = try await destination.info()["default_iallocator"] ?? .null
+        }
+        step(record, "prepare-export")
+        let job = try await source.prepareExport(request.instance)
+        _ = try store.record(record.id, facts: ["prepare_job": .int64(job)], detail: "prepare-export job \(job)")
+        let prepared = try await source.pollJob(job)
+        facts["prepared"] = prepared
+        return try store.record(record.id, state: .sourcePrepared, facts: facts, detail: "source prepared (key \(prepared["x509_key_name"]?.arrayValue?.first?.stringValue ?? "?"))")
+    }
+
+    /// The remote-import request, as move-instance builds it (spec §6), with gnt-move's signed
+    /// spec beside it when the destination understands it.
+    func createBody(_ record: MoveRecord, features: [String]) -> JSONValue {
+        let spec = record.facts["spec"] ?? .null
+        let prepared = record.facts["prepared"] ?? .null
+        let disks: [JSONValue] = (spec["disks"]?.arrayValue ?? []).map { disk in
+            var object: [String: JSONValue] = ["size": disk["size"] ?? .null, "mode": disk["mode"] ?? .string("rw"),
+                                               "name": .string(disk["name"]?.stringValue ?? "None")]
+            if let spindles = disk["spindles"], spindles != .null { object["spindles"] = spindles }
+            return .object(object)
+        }
+        let nics: [JSONValue] = (spec["nics"]?.arrayValue ?? []).enumerated().map { index, nic in
+            let parts = nic.arrayValue ?? []
+            func part(_ i: Int) -> JSONValue { parts.indices.contains(i) ? parts[i] : .null }
+            var object: [String: JSONValue] = ["name": part(0), "ip": part(2), "mac": part(3), "mode": part(4), "link": part(5),
+                                               "vlan": part(6), "network": part(7)]
+            for (key, value) in request.nicOverrides[index] ?? [:] { object[key] = value.map(JSONValue.string) ?? .null }
+            return .object(object)
+        }
+        var beparams = spec["be_instance"]?.objectValue ?? [:]
+        for (key, value) in request.beparams { beparams[key] = value }
+        var hvparams = spec["hv_instance"]?.objectValue ?? [:]
+        for (key, value) in request.hvparams { hvparams[key] = value }
+        var osparams = spec["os_instance"]?.objectValue ?? [:]
+        for (key, value) in request.osparams { osparams[key] = value }
+        var body: [String: JSONValue] = [
+            "__version__": .int(1), "mode": .string("remote-import"), "name": .string(request.targetName),
+            "disk_template": request.diskTemplate.map(JSONValue.string) ?? (spec["disk_template"] ?? .null),
+            "disks": .array(disks), "nics": .array(nics), "os": spec["os"] ?? .null,
+            "pnode": request.primaryNode.map(JSONValue.string) ?? .null, "snode": request.secondaryNode.map(JSONValue.string) ?? .null,
+            "iallocator": request.iallocator.map(JSONValue.string) ?? (record.facts["iallocator"] ?? .null),
+            "start": .bool(request.start ?? (record.facts["source_was_running"]?.boolValue ?? false)),
+            "ip_check": .bool(false), "name_check": .bool(false), "hypervisor": spec["hypervisor"] ?? .null,
+            "source_handshake": prepared["handshake"] ?? .null, "source_x509_ca": prepared["x509_ca"] ?? .null,
+            "source_instance_name": .string(request.instance), "compress": .string(request.compress),
+            "beparams": .object(beparams), "hvparams": .object(hvparams), "osparams": .object(osparams),
+            "opportunistic_locking": .bool(false), "tags": record.facts["tags"] ?? .array([]), "wait_for_sync": .bool(false),
+        ]
+        if features.contains(SignedInstanceSpec.feature), let signed = prepared["gnt_move_signed_spec"], signed != .null {
+            body["gnt_move_signed_spec"] = signed
+        }
+        return .object(body)
+    }
+
+    func createDestination(_ record: MoveRecord) async throws -> MoveRecord {
+        if record.facts["create_submitted"] != nil {
+            // A crash after the request was sent but before its job id was recorded: find the job.
+            if let job = try await findJob(destination, summary: "INSTANCE_CREATE(\(request.targetName))") {
+                return try store.record(record.id, state: .destinationCreated, facts: ["create_job": .int64(job)], detail: "found create job \(job)")
+            }
+        }
+        step(record, "create-destination", ["destination_instance": .string(request.targetName)])
+        let features = try await destination.features()
+        _ = try store.record(record.id, facts: ["create_submitted": .bool(true)], detail: "submitting the remote-import request")
+        let job = try await destination.createInstance(createBody(record, features: features))
+        return try store.record(record.id, state: .destinationCreated, facts: ["create_job": .int64(job)], detail: "remote-import job \(job)")
+    }
+
+    /// Waits for the destination's single `remote-import` log entry: the signed disk addresses
+    /// and the destination's signed certificate.
+    func awaitListening(_ record: MoveRecord) async throws -> MoveRecord {
+        guard let job = record.facts["create_job"]?.integerValue else { throw CoordinatorError(reason: "state", message: "no create job recorded") }
+        step(record, "await-destination")
+        while true {
+            let status = try await destination.job(job)
+            let entries = status["oplog"]?.arrayValue?.first?.arrayValue ?? []
+            if let entry = entries.first(where: { $0.arrayValue?[2].stringValue == "remote-import" }), let message = entry.arrayValue?[3] {
+                return try store.record(record.id, state: .destinationListening, facts: ["remote_import": message],
+                                        detail: "destination listening on \(message["disks"]?.arrayValue?.count ?? 0) disk(s)")
+            }
+            if let state = status["status"]?.stringValue, ["error", "canceled", "success"].contains(state) {
+                _ = try await destination.pollJob(job)
+                throw CoordinatorError(reason: "destination-failed", message: "the destination job \(job) ended (\(state)) without listening")
+            }
+            try await Task.sleep(nanoseconds: 200_000_000)
+        }
+    }
+
+    func startExport(_ record: MoveRecord) async throws -> MoveRecord {
+        if record.facts["export_submitted"] != nil,
+           let job = try await findJob(source, summary: "BACKUP_EXPORT(\(request.instance))", after: record.facts["prepare_job"]?.integerValue) {
+            return try store.record(record.id, state: .exporting, facts: ["export_job": .int64(job)], detail: "found export job \(job)")
+        }
+        let remote = record.facts["remote_import"] ?? .null
+        let prepared = record.facts["prepared"] ?? .null
+        step(record, "export")
+        _ = try store.record(record.id, facts: ["export_submitted": .bool(true)], detail: "submitting the export request")
+        // The source is removed only after the destination confirmed every disk (a separate
+        // step), never by the export itself.
+        let job = try await source.exportInstance(request.instance, body: .object([
+            "mode": .string("remote"), "destination": remote["disks"] ?? .null, "shutdown": .bool(true),
+            "remove_instance": .bool(false), "x509_key_name": prepared["x509_key_name"] ?? .null,
+            "destination_x509_ca": remote["x509_ca"] ?? .null, "compress": .string(request.compress),
+        ]))
+        return try store.record(record.id, state: .exporting, facts: ["export_job": .int64(job)], detail: "export job \(job)")
+    }
+
+    /// Follows both jobs; every disk must be confirmed by both sides.
+    func awaitDisks(_ record: MoveRecord) async throws -> MoveRecord {
+        guard let exportJob = record.facts["export_job"]?.integerValue, let createJob = record.facts["create_job"]?.integerValue else {
+            throw CoordinatorError(reason: "state", message: "jobs missing from the record")
+        }
+        let exported = try await source.pollJob(exportJob) { entry in
+            guard let message = entry.arrayValue?[3].stringValue else { return }
+            if message.contains(" sent ") { coordinator.emit(MoveEvent("progress", move: record, Self.progress(message))) }
+            if message.contains("finished sending data") { coordinator.emit(MoveEvent("disk-done", move: record, ["message": .string(message)])) }
+        }
+        guard exported.arrayValue?.first?.boolValue == true, (exported.arrayValue?.last?.arrayValue ?? []).allSatisfy({ $0.boolValue == true }) else {
+            throw CoordinatorError(reason: "export-failed", message: "the export reported failed disks: \(exported.serialized)")
+        }
+        _ = try await destination.pollJob(createJob)
+        return try store.record(record.id, state: .disksDone, facts: ["export_result": exported], detail: "every disk confirmed by both clusters")
+    }
+
+    func finalize(_ record: MoveRecord) async throws -> MoveRecord {
+        let moved = try await destination.instance(request.targetName)
+        return try store.record(record.id, state: .finalized, facts: ["finalized": .bool(true)],
+                                detail: "destination instance \(request.targetName) is \(moved["status"]?.stringValue ?? "present")")
+    }
+
+    func removeSource(_ record: MoveRecord) async throws -> MoveRecord {
+        guard !request.keepSourceInstance else {
+            return try store.record(record.id, state: .sourceRemoved, detail: "source instance kept (--keep-source-instance)")
+        }
+        step(record, "remove-source")
+        do {
+            let job = try await source.deleteInstance(request.instance)
+            _ = try store.record(record.id, facts: ["remove_job": .int64(job)], detail: "remove job \(job)")
+            _ = try await source.pollJob(job)
+        } catch let error as RAPIError where error.status == 404 {
+            // Already removed by an earlier attempt.
+        }
+        return try store.record(record.id, state: .sourceRemoved, facts: ["source_removed": .bool(true)], detail: "source instance removed")
+    }
+
+    /// The newest job whose summary matches, for a request whose job id a crash lost.
+    func findJob(_ client: RAPIClient, summary: String, after: Int64? = nil) async throws -> Int64? {
+        let jobs = (try await client.request(.GET, "/2/jobs").arrayValue ?? []).compactMap { $0["id"].flatMap { try? RAPIClient.jobId($0) } }
+        for id in jobs.sorted(by: >) where id > (after ?? 0) {
+            let job = try await client.job(id)
+            if job["summary"]?.arrayValue?.first?.stringValue == summary { return id }
+        }
+        return nil
+    }
+
+    /// Parses Ganeti's `Disk N sent 1.5G, 12.0 MiB/s, 30%` into event fields.
+    static func progress(_ message: String) -> [String: JSONValue] {
+        var fields: [String: JSONValue] = ["message": .string(message)]
+        let words = message.split(separator: " ")
+        if words.count > 1, let disk = Int(words[1]) { fields["disk"] = .int(disk) }
+        for part in message.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            if part.hasSuffix("MiB/s"), let rate = Double(part.dropLast(6)) { fields["rate_mib_s"] = .double(rate) }
+            else if part.hasSuffix("%"), let percent = Int(part.dropLast()) { fields["percent"] = .int(percent) }
+        }
+        return fields
+    }
+}

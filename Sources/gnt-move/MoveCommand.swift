@@ -1,0 +1,188 @@
+import ArgumentParser
+import Foundation
+import MoveCoordinator
+
+/// Where the coordinator keeps its state: `/var/lib/gnt-move` as root, else the XDG state directory.
+struct StateDirectoryOption: ParsableArguments {
+    @Option(name: .customLong("state-dir"), help: "Coordinator state directory.") var stateDir: String?
+
+    var path: String {
+        if let stateDir { return stateDir }
+        if getuid() == 0 { return "/var/lib/gnt-move" }
+        let environment = ProcessInfo.processInfo.environment
+        let base = environment["XDG_STATE_HOME"] ?? ((environment["HOME"] ?? NSTemporaryDirectory()) + "/.local/state")
+        return base + "/gnt-move"
+    }
+
+    func store() throws -> MoveStore { try MoveStore(directory: path) }
+}
+
+/// Prints move events: JSON lines with `--json`, otherwise one readable line each.
+struct EventPrinter: Sendable {
+    let json: Bool
+
+    func print(_ event: MoveEvent) {
+        if json {
+            emit(event.json.serialized)
+            return
+        }
+        let detail: String
+        switch event.event {
+        case "move-started": detail = "started moving to \(event.fields["destination_instance"]?.stringValue ?? event.instance)"
+        case "step": detail = event.fields["step"]?.stringValue ?? ""
+        case "progress", "disk-done": detail = event.fields["message"]?.stringValue ?? ""
+        case "move-done": detail = "done"
+        case "move-failed": detail = "FAILED (\(event.fields["reason"]?.stringValue ?? "")): \(event.fields["message"]?.stringValue ?? "")"
+        default: detail = event.event
+        }
+        emit("\(event.instance) [\(event.moveId)]: \(detail)")
+    }
+
+    /// Unbuffered, so that an orchestrator reading the pipe sees each event at once.
+    private func emit(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
+}
+
+struct MoveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "move",
+        abstract: "Move instances from one cluster to another (the options of Ganeti's move-instance).",
+        discussion: "Exit code 0 when every move succeeded, 1 when any failed.")
+
+    @Argument(help: "Source cluster (host).") var sourceCluster: String
+    @Argument(help: "Destination cluster (host).") var destinationCluster: String
+    @Argument(help: "Instances to move.") var instances: [String]
+
+    @Option(name: .customLong("src-rapi-port")) var srcRapiPort = 5080
+    @Option(name: .customLong("src-ca-file"), help: "The source cluster's RAPI certificate (required).") var srcCaFile: String
+    @Option(name: .customLong("src-username")) var srcUsername: String?
+    @Option(name: .customLong("src-password-file")) var srcPasswordFile: String?
+    @Option(name: .customLong("dest-rapi-port")) var destRapiPort: Int?
+    @Option(name: .customLong("dest-ca-file")) var destCaFile: String?
+    @Option(name: .customLong("dest-username")) var destUsername: String?
+    @Option(name: .customLong("dest-password-file")) var destPasswordFile: String?
+    @Option(name: .customLong("dest-instance-name")) var destInstanceName: String?
+    @Option(name: .customLong("dest-primary-node")) var destPrimaryNode: String?
+    @Option(name: .customLong("dest-secondary-node")) var destSecondaryNode: String?
+    @Option(name: .customLong("dest-disk-template")) var destDiskTemplate: String?
+    @Option(help: "none, gzip or zstd.") var compress = "none"
+    @Option(name: [.short, .customLong("iallocator")]) var iallocator: String?
+    @Flag(name: .customLong("keep-source-instance")) var keepSourceInstance = false
+    @Flag(inversion: .prefixedNo, help: "Start the instance on the destination (default: if it ran on the source).") var start: Bool?
+    @Flag(help: "JSON-lines events on stdout.") var json = false
+    @OptionGroup var state: StateDirectoryOption
+
+    func validate() throws {
+        if instances.count > 1 && (destInstanceName != nil || destPrimaryNode != nil || destSecondaryNode != nil) {
+            throw ValidationError("--dest-instance-name and --dest-*-node apply to a single instance")
+        }
+        if iallocator != nil && destPrimaryNode != nil { throw ValidationError("-I and --dest-primary-node exclude each other") }
+    }
+
+    func run() async throws {
+        let printer = EventPrinter(json: json)
+        do {
+            var source = ClusterEndpoint(host: sourceCluster, port: srcRapiPort, caFile: srcCaFile, username: srcUsername)
+            source.passwordFile = srcPasswordFile
+            try source.loadPassword()
+            var destination = ClusterEndpoint(host: destinationCluster, port: destRapiPort ?? 5080, caFile: destCaFile ?? srcCaFile,
+                                              username: destUsername ?? srcUsername)
+            destination.passwordFile = destPasswordFile ?? srcPasswordFile
+            try destination.loadPassword()
+            let coordinator = Coordinator(store: try state.store(), emit: printer.print)
+            var failures = 0
+            for instance in instances {
+                var request = MoveRequest(source: source, destination: destination, instance: instance)
+                request.destinationName = destInstanceName
+                request.primaryNode = destPrimaryNode
+                request.secondaryNode = destSecondaryNode
+                request.diskTemplate = destDiskTemplate
+                request.iallocator = iallocator
+                request.compress = compress
+                request.keepSourceInstance = keepSourceInstance
+                request.start = start
+                let result = await coordinator.run(request)
+                if result.state != .done { failures += 1 }
+            }
+            if failures > 0 { throw ExitCode(1) }
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            Console.error("gnt-move: \(error)")
+            throw ExitCode(2)
+        }
+    }
+}
+
+struct StatusCommand: ReportingCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show recorded moves.")
+    @Argument(help: "A move id (default: all).") var id: String?
+    @Flag(help: "A JSON array of moves.") var json = false
+    @OptionGroup var state: StateDirectoryOption
+
+    func execute() throws {
+        let store = try state.store()
+        let moves = try id.map { id in
+            guard let move = try store.move(id) else { throw CLIError("no move \(id) in \(state.path)") }
+            return [move]
+        } ?? store.moves()
+        if json {
+            Console.json(.array(moves.map(\.json)))
+            return
+        }
+        for move in moves {
+            print("\(move.id)  \(move.instance)  \(move.state.rawValue)  \(UnixTime.iso8601(Int64(move.updated)))\(move.error.map { "  \($0)" } ?? "")")
+            if id != nil {
+                for transition in try store.transitions(move.id) {
+                    print("    \(UnixTime.iso8601(Int64(transition.at)))  \(transition.state)  \(transition.detail)")
+                }
+            }
+        }
+    }
+}
+
+struct ResumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "resume", abstract: "Continue a move from its recorded state.")
+    @Argument(help: "Move id.") var id: String
+    @Flag(help: "JSON-lines events on stdout.") var json = false
+    @OptionGroup var state: StateDirectoryOption
+
+    func run() async throws {
+        do {
+            let coordinator = Coordinator(store: try state.store(), emit: EventPrinter(json: json).print)
+            let result = try await coordinator.resume(id)
+            if result.state != .done { throw ExitCode(1) }
+        } catch let error as ExitCode { throw error } catch {
+            Console.error("gnt-move: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct AbortCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "abort", abstract: "Stop a move and clean up after it.")
+    @Argument(help: "Move id.") var id: String
+    @OptionGroup var state: StateDirectoryOption
+
+    func run() async throws {
+        do {
+            let coordinator = Coordinator(store: try state.store(), emit: EventPrinter(json: false).print)
+            _ = try await coordinator.abort(id)
+        } catch {
+            Console.error("gnt-move: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct CleanupCommand: ReportingCommand {
+    static let configuration = CommandConfiguration(commandName: "cleanup", abstract: "Forget finished moves.")
+    @Option(name: .customLong("older-than"), help: "Age in days (default 30).") var olderThan: Double = 30
+    @OptionGroup var state: StateDirectoryOption
+
+    func execute() throws {
+        let removed = try state.store().purge(before: Date().timeIntervalSince1970 - olderThan * 86400)
+        print("forgot \(removed) finished move(s)")
+    }
+}
