@@ -65,7 +65,9 @@ let package = Package(
         .testTarget(name: "MoveTrustTests", dependencies: ["MoveTrust", "OpenSSLSupport", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["gnt-move", "MoveTrust", "TestSupport"]),
         .testTarget(name: "BlockStreamTests", dependencies: ["BlockStream", "OpenSSLSupport", "TestSupport"]),
-        .testTarget(name: "ClusterAgentTests", dependencies: ["ClusterAgent", "MoveCoordinator", "TestSupport"]),
+        .target(name: "AgentTestSupport", dependencies: ["MoveCoordinator", "TestSupport"], path: "Tests/AgentTestSupport"),
+        .testTarget(name: "ClusterAgentTests", dependencies: ["ClusterAgent", "MoveCoordinator", "TestSupport", "AgentTestSupport"]),
+        .testTarget(name: "CoordinatorTests", dependencies: ["MoveCoordinator", "ClusterAgent", "TestSupport", "AgentTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

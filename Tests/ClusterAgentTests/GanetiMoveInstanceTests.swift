@@ -1,3 +1,4 @@
+import AgentTestSupport
 import ClusterAgent
 import Foundation
 import MoveCoordinator

@@ -18,6 +18,7 @@ public final class Coordinator: Sendable {
         do {
             let record = try store.create(request)
             emit(MoveEvent("move-started", move: record, ["destination_instance": .string(request.targetName)]))
+            Self.crashIfAsked(after: .planned)
             return await drive(record.id, request: request)
         } catch {
             let record = MoveRecord(id: "-", instance: request.instance, request: request.json, state: .failed, facts: [:],
@@ -60,6 +61,7 @@ public final class Coordinator: Sendable {
             var record = try current(id)
             while !record.state.isFinal && record.state != .failed {
                 record = try await steps.advance(record)
+                Self.crashIfAsked(after: record.state)
             }
             if record.state == .done {
                 emit(MoveEvent("move-done", move: record, ["destination_instance": .string(request.targetName)]))
@@ -71,6 +73,12 @@ public final class Coordinator: Sendable {
             guard let failed = try? fail(id, reason: reason, "\(error)") else { return placeholder(id) }
             return await cleanUp(failed, request: request)
         }
+    }
+
+    /// Fault injection for the crash-resume tests: `GNT_MOVE_CRASH_AFTER=<state>` makes the
+    /// coordinator kill itself with SIGKILL right after recording that state.
+    static func crashIfAsked(after state: MoveState) {
+        if ProcessInfo.processInfo.environment["GNT_MOVE_CRASH_AFTER"] == state.rawValue { kill(getpid(), SIGKILL) }
     }
 
     func current(_ id: String) throws -> MoveRecord {

@@ -53,9 +53,16 @@ struct MoveSteps {
         if request.iallocator == nil && request.primaryNode == nil {
             facts["iallocator"] = try await destination.info()["default_iallocator"] ?? .null
         }
-        step(record, "prepare-export")
-        let job = try await source.prepareExport(request.instance)
-        _ = try store.record(record.id, facts: ["prepare_job": .int64(job)], detail: "prepare-export job \(job)")
+        // After a crash, the recorded prepare-export job is followed rather than repeated, so no
+        // second key is made.
+        let job: Int64
+        if let recorded = record.facts["prepare_job"]?.integerValue {
+            job = recorded
+        } else {
+            step(record, "prepare-export")
+            job = try await source.prepareExport(request.instance)
+            _ = try store.record(record.id, facts: ["prepare_job": .int64(job)], detail: "prepare-export job \(job)")
+        }
         let prepared = try await source.pollJob(job)
         facts["prepared"] = prepared
         return try store.record(record.id, state: .sourcePrepared, facts: facts, detail: "source prepared (key \(prepared["x509_key_name"]?.arrayValue?.first?.stringValue ?? "?"))")

@@ -1,4 +1,3 @@
-import ClusterAgent
 import Foundation
 import MoveCoordinator
 import TestSupport
@@ -6,14 +5,14 @@ import XCTest
 
 /// A real agent: initialised with the CLI, served by a `gnt-move agent serve` process on
 /// loopback, reached with the RAPI client over HTTPS.
-final class AgentHarness: @unchecked Sendable {
-    let folder: TemporaryDirectory
-    let dir: String
-    let port: Int
-    let cluster: String
+public final class AgentHarness: @unchecked Sendable {
+    public let folder: TemporaryDirectory
+    public let dir: String
+    public let port: Int
+    public let cluster: String
     var server: BackgroundProcess?
 
-    init(cluster: String, secret: String, user: String = "gnt-move", folder: TemporaryDirectory) throws {
+    public init(cluster: String, secret: String, user: String = "gnt-move", folder: TemporaryDirectory) throws {
         self.folder = folder
         self.cluster = cluster
         dir = folder.file(cluster)
@@ -24,13 +23,13 @@ final class AgentHarness: @unchecked Sendable {
         XCTAssertEqual(init_.status, 0, init_.stderr)
     }
 
-    func start() throws {
+    public func start() throws {
         server = try BackgroundProcess(Repository.gntMove, ["agent", "serve", "--dir", dir])
         let ready = waitFor(timeout: 30) { [self] in (server?.stderr ?? "").contains("listening on") }
         XCTAssertTrue(ready, "agent \(cluster) did not start: \(server?.stderr ?? "")")
     }
 
-    func stop() {
+    public func stop() {
         server?.kill(SIGKILL)
         server?.wait()
         server = nil
@@ -38,20 +37,20 @@ final class AgentHarness: @unchecked Sendable {
 
     deinit { stop() }
 
-    var password: String { ((try? String(contentsOfFile: dir + "/password", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) }
+    public var password: String { ((try? String(contentsOfFile: dir + "/password", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) }
 
-    func client(user: String? = "gnt-move", password: String? = nil) throws -> RAPIClient {
+    public func client(user: String? = "gnt-move", password: String? = nil) throws -> RAPIClient {
         try RAPIClient(endpoint: ClusterEndpoint(host: "127.0.0.1", port: port, caFile: dir + "/rapi.pem",
                                                  username: user, password: password ?? self.password))
     }
 
-    func addInstance(_ name: String, disks: [String], extra: [String] = []) throws {
+    public func addInstance(_ name: String, disks: [String], extra: [String] = []) throws {
         let result = try gntMove(arguments: ["agent", "add-instance", "--dir", dir, name] + disks.flatMap { ["--disk", $0] } + extra)
         XCTAssertEqual(result.status, 0, result.stderr)
     }
 
     /// Waits for the `remote-import` log entry of an import job (nil if the job failed first).
-    func awaitRemoteImport(_ job: Int64, timeout: Double = 30) async throws -> JSONValue? {
+    public func awaitRemoteImport(_ job: Int64, timeout: Double = 30) async throws -> JSONValue? {
         let client = try client()
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
@@ -65,7 +64,7 @@ final class AgentHarness: @unchecked Sendable {
     }
 
     /// Every per-move key on this cluster, source and import keys alike.
-    var keyNames: [String] {
+    public var keyNames: [String] {
         [dir + "/crypto", dir + "/crypto/import"].flatMap {
             ((try? FileManager.default.contentsOfDirectory(atPath: $0)) ?? []).filter { $0.hasPrefix("x509-") }
         }

@@ -1,0 +1,142 @@
+import AgentTestSupport
+import Foundation
+import MoveCoordinator
+import MoveTrust
+import TestSupport
+import XCTest
+
+/// `gnt-move move`, `status`, `resume` as a user runs them, between two real agents.
+final class CoordinatorTests: XCTestCase {
+    var folder: TemporaryDirectory!
+    var source: AgentHarness!
+    var destination: AgentHarness!
+    var stateDir: String { folder.file("state") }
+
+    override func setUpWithError() throws {
+        folder = TemporaryDirectory("coordinator")
+        let secret = folder.file("cds")
+        XCTAssertEqual(try gntMove("secret", "new", "--out", secret).status, 0)
+        source = try AgentHarness(cluster: "cluster-a", secret: secret, folder: folder)
+        destination = try AgentHarness(cluster: "cluster-b", secret: secret, folder: folder)
+        try source.start()
+        try destination.start()
+    }
+
+    override func tearDown() {
+        source?.stop()
+        destination?.stop()
+    }
+
+    func moveArguments(_ instances: [String], extra: [String] = []) -> [String] {
+        ["move", "127.0.0.1", "127.0.0.1"] + instances + [
+            "--src-rapi-port", String(source.port), "--dest-rapi-port", String(destination.port),
+            "--src-ca-file", source.dir + "/rapi.crt", "--dest-ca-file", destination.dir + "/rapi.crt",
+            "--src-username", "gnt-move", "--src-password-file", source.dir + "/password",
+            "--dest-username", "gnt-move", "--dest-password-file", destination.dir + "/password",
+            "--state-dir", stateDir,
+        ] + extra
+    }
+
+    func events(_ output: String) throws -> [JSONValue] {
+        try output.split(separator: "\n").map { try JSONValue(parsing: String($0)) }
+    }
+
+    func testMoveSeveralInstancesWithJSONEvents() throws {
+        var digests: [String: String] = [:]
+        for name in ["web1", "web2", "web3"] {
+            let image = folder.file("\(name).img")
+            try TestData.writeSparse(image, size: 8 << 20, dataRanges: [(0, 1 << 20), (5 << 20, 1 << 20 + 99)], seed: UInt64(name.count + name.hashValue & 0xff))
+            digests[name] = try TestData.sha256(image)
+            try source.addInstance(name, disks: [image], extra: ["--running"])
+        }
+        let result = try gntMove(arguments: moveArguments(["web1", "web2", "web3"], extra: ["--json", "--compress", "zstd"]))
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        let lines = try events(result.stdout)
+        XCTAssertEqual(lines.filter { $0["event"]?.stringValue == "move-done" }.count, 3)
+        XCTAssertEqual(lines.filter { $0["event"]?.stringValue == "move-started" }.count, 3)
+        for line in lines {
+            XCTAssertNotNil(line["move_id"]?.stringValue)
+            XCTAssertNotNil(line["instance"]?.stringValue)
+            XCTAssertNotNil(line["time"]?.stringValue)
+        }
+        for (name, digest) in digests {
+            XCTAssertEqual(try TestData.sha256(destination.dir + "/disks/\(name).disk0"), digest, name)
+        }
+        XCTAssertEqual(source.keyNames + destination.keyNames, [])
+        let status = try gntMove("status", "--json", "--state-dir", stateDir)
+        let moves = try XCTUnwrap(try JSONValue(parsing: status.stdout).arrayValue)
+        XCTAssertEqual(moves.count, 3)
+        for move in moves {
+            XCTAssertEqual(move["state"]?.stringValue, "done")
+            XCTAssertNotNil(move["id"]?.stringValue)
+            XCTAssertNotNil(move["instance"]?.stringValue)
+            XCTAssertNotNil(move["updated"]?.stringValue)
+        }
+    }
+
+    func testRenamedKeptSourceAndFailureIsCleanedUp() async throws {
+        let image = folder.file("db.img")
+        try TestData.writeMixed(image, size: 4 << 20)
+        try source.addInstance("db", disks: [image], extra: ["--running"])
+        let renamed = try gntMove(arguments: moveArguments(["db"], extra: ["--dest-instance-name", "db-new", "--keep-source-instance", "--no-start"]))
+        XCTAssertEqual(renamed.status, 0, renamed.stdout + renamed.stderr)
+        let kept = try await source.client().instance("db")
+        XCTAssertEqual(kept["name"]?.stringValue, "db")
+        let moved = try await destination.client().instance("db-new")
+        XCTAssertEqual(moved["admin_state"]?.stringValue, "down", "--no-start")
+        // The source stays down after a move that keeps it (no two copies run). Start it, then
+        // move it to the same name again: the destination refuses, the move fails cleanly, and
+        // the source is left running.
+        let client = try self.source.client()
+        _ = try await client.pollJob(try await client.startup("db"))
+        let again = try gntMove(arguments: moveArguments(["db"], extra: ["--dest-instance-name", "db-new", "--json"]))
+        XCTAssertEqual(again.status, 1)
+        let failed = try XCTUnwrap(try events(again.stdout).last)
+        XCTAssertEqual(failed["event"]?.stringValue, "move-failed")
+        XCTAssertEqual(failed["reason"]?.stringValue, "job-failed")
+        XCTAssertTrue(failed["message"]?.stringValue?.contains("already in the cluster") == true, failed.serialized)
+        let source = try await self.source.client().instance("db")
+        XCTAssertEqual(source["status"]?.stringValue, "running")
+    }
+
+    func testUnknownInstanceFailsWithAReason() throws {
+        let result = try gntMove(arguments: moveArguments(["ghost"], extra: ["--json"]))
+        XCTAssertEqual(result.status, 1)
+        let failed = try XCTUnwrap(try events(result.stdout).last)
+        XCTAssertEqual(failed["reason"]?.stringValue, "instance-not-found")
+    }
+
+    /// SIGKILL the coordinator right after each recorded state, then resume: the instance ends
+    /// on the destination exactly once, with identical data, the source removed, no keys left.
+    func testCrashAtEveryStateBoundaryThenResume() async throws {
+        let states = ["planned", "source-prepared", "destination-created", "destination-listening", "exporting",
+                      "disks-done", "finalized", "source-removed"]
+        for (index, state) in states.enumerated() {
+            let name = "vm\(index)"
+            let image = folder.file("\(name).img")
+            try TestData.writeMixed(image, size: 3 << 20, seed: UInt64(index + 10))
+            let digest = try TestData.sha256(image)
+            try source.addInstance(name, disks: [image], extra: ["--running"])
+            var environment = ProcessInfo.processInfo.environment
+            environment["GNT_MOVE_CRASH_AFTER"] = state
+            let crashed = try runProcess(Repository.gntMove, moveArguments([name], extra: ["--json"]), environment: environment)
+            XCTAssertEqual(crashed.status, 9, "\(state): killed by SIGKILL (\(crashed.stderr))")
+            let started = try XCTUnwrap(try events(crashed.stdout).first { $0["event"]?.stringValue == "move-started" })
+            let id = try XCTUnwrap(started["move_id"]?.stringValue)
+            let status = try JSONValue(parsing: try gntMove("status", id, "--json", "--state-dir", stateDir).stdout)
+            XCTAssertEqual(status.arrayValue?.first?["state"]?.stringValue, state)
+            let resumed = try gntMove("resume", id, "--state-dir", stateDir)
+            XCTAssertEqual(resumed.status, 0, "\(state): \(resumed.stdout) \(resumed.stderr)")
+            XCTAssertEqual(try TestData.sha256(destination.dir + "/disks/\(name).disk0"), digest, state)
+            let list = try await destination.client().request(.GET, "/2/instances")
+            XCTAssertEqual(list.arrayValue?.filter { $0["id"]?.stringValue == name }.count, 1, "\(state): exactly once")
+            do {
+                _ = try await source.client().instance(name)
+                XCTFail("\(state): the source must be removed")
+            } catch let error as RAPIError { XCTAssertEqual(error.status, 404) }
+            XCTAssertEqual(source.keyNames + destination.keyNames, [], state)
+            let final = try JSONValue(parsing: try gntMove("status", id, "--json", "--state-dir", stateDir).stdout)
+            XCTAssertEqual(final.arrayValue?.first?["state"]?.stringValue, "done")
+        }
+    }
+}
