@@ -21,6 +21,8 @@ struct GntMove: AsyncParsableCommand {
             BenchCommand.self,
             AgentCommand.self,
             MoveCommand.self,
+            RunCommand.self,
+            BatchCommand.self,
             StatusCommand.self,
             ResumeCommand.self,
             AbortCommand.self,

@@ -85,7 +85,7 @@ final class V1ResumeTests: XCTestCase {
             attempts += 1
             let importer = try harness.startImporter(dest: dest, compress: "zstd")
             let port = try harness.listenPort()
-            var extra = ["--bwlimit", "8M"]
+            var extra = ["--bwlimit", "6M"]
             if FileManager.default.fileExists(atPath: journal) { extra.append("--resume") }
             let exporter = try BackgroundProcess(Repository.gntMove, harness.exporterArguments(port: port, source: source, compress: "zstd", extra: extra))
             if kills < 20 {

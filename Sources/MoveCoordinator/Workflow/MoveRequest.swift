@@ -50,9 +50,10 @@ public struct MoveRequest: Sendable, Equatable {
 
     init(json: JSONValue) throws {
         func endpoint(_ value: JSONValue?) throws -> ClusterEndpoint {
-            guard let value, let host = value["host"]?.stringValue, let ca = value["ca_file"]?.stringValue else {
-                throw CoordinatorError.badRequest("a cluster needs host and ca_file")
+            guard let value, let host = value["host"]?.stringValue, !host.isEmpty, let ca = value["ca_file"]?.stringValue else {
+                throw CoordinatorError.badRequest("a cluster needs 'host' and 'ca_file'")
             }
+            guard FileManager.default.fileExists(atPath: ca) else { throw CoordinatorError.badRequest("CA file \(ca) does not exist") }
             var e = ClusterEndpoint(host: host, port: Int(value["port"]?.integerValue ?? 5080), caFile: ca,
                                     username: value["username"]?.stringValue, password: nil)
             e.passwordFile = value["password_file"]?.stringValue

@@ -1,0 +1,73 @@
+import Foundation
+import MoveTrust
+
+/// The JSON request of `gnt-move run` and the file of `gnt-move batch`: the fields of `move`,
+/// named after its long options in snake_case.
+///
+///     {"source": {"host", "port", "ca_file", "username", "password_file"}, "destination": {…},
+///      "moves": [{"instance", "dest_instance_name", "dest_primary_node", "dest_secondary_node",
+///                 "dest_disk_template", "iallocator", "compress", "keep_source_instance", "start",
+///                 "hvparams", "beparams", "osparams", "net"}],
+///      "parallel": 1, "state_dir": "…"}
+public struct RunRequest: Sendable {
+    public var moves: [MoveRequest]
+    public var parallel: Int
+    public var stateDir: String?
+
+    public init(json: JSONValue) throws {
+        guard case .object(let top) = json else { throw CoordinatorError.badRequest("the request must be a JSON object") }
+        let known: Set<String> = ["source", "destination", "moves", "parallel", "state_dir"]
+        if let unknown = top.keys.first(where: { !known.contains($0) }) {
+            throw CoordinatorError.badRequest("unknown field '\(unknown)' in the request")
+        }
+        guard let source = top["source"], source.objectValue != nil else { throw CoordinatorError.badRequest("missing 'source' cluster") }
+        let destination = top["destination"] ?? source
+        guard let list = top["moves"]?.arrayValue, !list.isEmpty else { throw CoordinatorError.badRequest("'moves' must be a non-empty array") }
+        parallel = Int(top["parallel"]?.integerValue ?? 1)
+        guard parallel >= 1 else { throw CoordinatorError.badRequest("'parallel' must be at least 1") }
+        stateDir = top["state_dir"]?.stringValue
+        let moveFields: Set<String> = ["instance", "dest_instance_name", "dest_primary_node", "dest_secondary_node", "dest_disk_template",
+                                       "iallocator", "compress", "keep_source_instance", "start", "hvparams", "beparams", "osparams", "net"]
+        moves = try list.enumerated().map { index, entry in
+            guard case .object(var fields) = entry else { throw CoordinatorError.badRequest("moves[\(index)] must be an object") }
+            if let unknown = fields.keys.first(where: { !moveFields.contains($0) }) {
+                throw CoordinatorError.badRequest("unknown field '\(unknown)' in moves[\(index)]")
+            }
+            guard fields["instance"]?.stringValue?.isEmpty == false else { throw CoordinatorError.badRequest("moves[\(index)] needs an 'instance'") }
+            fields["source"] = source
+            fields["destination"] = destination
+            do {
+                return try MoveRequest(json: .object(fields))
+            } catch let error as CoordinatorError {
+                throw CoordinatorError.badRequest("moves[\(index)]: \(error.message)")
+            }
+        }
+    }
+
+    /// A key that identifies "the same move" across batch runs.
+    public static func identity(_ request: MoveRequest) -> String {
+        "\(request.source.host):\(request.source.port)/\(request.instance)->\(request.destination.host):\(request.destination.port)/\(request.targetName)"
+    }
+}
+
+extension Coordinator {
+    /// Runs `requests` with at most `parallel` moves at a time; returns the final records in
+    /// request order.
+    public func runAll(_ requests: [MoveRequest], parallel: Int) async -> [MoveRecord] {
+        await withTaskGroup(of: (Int, MoveRecord).self) { group in
+            var results = [MoveRecord?](repeating: nil, count: requests.count)
+            var next = 0
+            func launch() {
+                let index = next
+                next += 1
+                group.addTask { (index, await self.run(requests[index])) }
+            }
+            while next < min(parallel, requests.count) { launch() }
+            for await (index, record) in group {
+                results[index] = record
+                if next < requests.count { launch() }
+            }
+            return results.compactMap { $0 }
+        }
+    }
+}
