@@ -69,6 +69,15 @@ struct MoveCommand: AsyncParsableCommand {
     @Option(help: "none, gzip or zstd.") var compress = "none"
     @Option(name: [.short, .customLong("iallocator")]) var iallocator: String?
     @Flag(name: .customLong("keep-source-instance")) var keepSourceInstance = false
+    @Option(name: [.short, .customLong("parallel")], help: "Moves to run at once.") var parallel = 1
+    @Option(name: [.customShort("H"), .customLong("hypervisor-parameters")], help: "Hypervisor parameter overrides: key=value,… (single instance).")
+    var hypervisorParameters: String?
+    @Option(name: [.customShort("B"), .customLong("backend-parameters")], help: "Backend parameter overrides: key=value,… (single instance).")
+    var backendParameters: String?
+    @Option(name: [.customShort("O"), .customLong("os-parameters")], help: "OS parameter overrides: key=value,… (single instance).")
+    var osParameters: String?
+    @Option(name: .customLong("net"), help: "NIC override idx:key=value,… (an empty value clears it; single instance; repeatable).")
+    var net: [String] = []
     @Flag(inversion: .prefixedNo, help: "Start the instance on the destination (default: if it ran on the source).") var start: Bool?
     @Flag(help: "JSON-lines events on stdout.") var json = false
     @OptionGroup var state: StateDirectoryOption
@@ -78,6 +87,10 @@ struct MoveCommand: AsyncParsableCommand {
             throw ValidationError("--dest-instance-name and --dest-*-node apply to a single instance")
         }
         if iallocator != nil && destPrimaryNode != nil { throw ValidationError("-I and --dest-primary-node exclude each other") }
+        if instances.count > 1 && (hypervisorParameters != nil || backendParameters != nil || osParameters != nil || !net.isEmpty) {
+            throw ValidationError("-H, -B, -O and --net apply to a single instance")
+        }
+        if parallel < 1 { throw ValidationError("--parallel must be at least 1") }
     }
 
     func run() async throws {
@@ -91,7 +104,7 @@ struct MoveCommand: AsyncParsableCommand {
             destination.passwordFile = destPasswordFile ?? srcPasswordFile
             try destination.loadPassword()
             let coordinator = Coordinator(store: try state.store(), emit: printer.print)
-            var failures = 0
+            var requests: [MoveRequest] = []
             for instance in instances {
                 var request = MoveRequest(source: source, destination: destination, instance: instance)
                 request.destinationName = destInstanceName
@@ -102,16 +115,54 @@ struct MoveCommand: AsyncParsableCommand {
                 request.compress = compress
                 request.keepSourceInstance = keepSourceInstance
                 request.start = start
-                let result = await coordinator.run(request)
-                if result.state != .done { failures += 1 }
+                request.hvparams = try Self.parameters(hypervisorParameters)
+                request.beparams = try Self.parameters(backendParameters)
+                request.osparams = try Self.parameters(osParameters)
+                for override in net {
+                    let (index, fields) = try Self.nicOverride(override)
+                    request.nicOverrides[index] = fields
+                }
+                requests.append(request)
             }
-            if failures > 0 { throw ExitCode(1) }
+            let results = await coordinator.runAll(requests, parallel: parallel)
+            if results.contains(where: { $0.state != .done }) { throw ExitCode(1) }
         } catch let error as ExitCode {
             throw error
         } catch {
             Console.error("gnt-move: \(error)")
             throw ExitCode(2)
         }
+    }
+}
+
+extension MoveCommand {
+    /// `key=value,key=value`, as Ganeti's `-H`/`-B`/`-O`; integers and booleans keep their type.
+    static func parameters(_ text: String?) throws -> [String: JSONValue] {
+        guard let text, !text.isEmpty else { return [:] }
+        var result: [String: JSONValue] = [:]
+        for pair in text.split(separator: ",") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty else { throw CLIError("'\(pair)' is not key=value") }
+            if let number = Int(parts[1]) { result[parts[0]] = .int(number) }
+            else if parts[1] == "true" || parts[1] == "false" { result[parts[0]] = .bool(parts[1] == "true") }
+            else { result[parts[0]] = .string(parts[1]) }
+        }
+        return result
+    }
+
+    /// `--net idx:key=value,…`; an empty value clears the field.
+    static func nicOverride(_ text: String) throws -> (Int, [String: String?]) {
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let index = Int(parts[0]), index >= 0 else { throw CLIError("--net '\(text)': expected idx:key=value,…") }
+        var fields: [String: String?] = [:]
+        for pair in parts[1].split(separator: ",") {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard kv.count == 2, ["mac", "ip", "mode", "link", "vlan", "network", "name"].contains(kv[0]) else {
+                throw CLIError("--net '\(text)': unknown or malformed '\(pair)'")
+            }
+            fields[kv[0]] = kv[1].isEmpty ? String?.none : kv[1]
+        }
+        return (index, fields)
     }
 }
 

@@ -77,13 +77,17 @@ final class CoordinatorTests: XCTestCase {
     func testRenamedKeptSourceAndFailureIsCleanedUp() async throws {
         let image = folder.file("db.img")
         try TestData.writeMixed(image, size: 4 << 20)
-        try source.addInstance("db", disks: [image], extra: ["--running"])
-        let renamed = try gntMove(arguments: moveArguments(["db"], extra: ["--dest-instance-name", "db-new", "--keep-source-instance", "--no-start"]))
+        try source.addInstance("db", disks: [image], extra: ["--running", "--nic", "mac=aa:00:00:00:00:42,mode=bridged,link=br0"])
+        let renamed = try gntMove(arguments: moveArguments(["db"], extra: ["--dest-instance-name", "db-new", "--keep-source-instance", "--no-start",
+                                                                           "--net", "0:link=br9", "-B", "maxmem=256"]))
         XCTAssertEqual(renamed.status, 0, renamed.stdout + renamed.stderr)
         let kept = try await source.client().instance("db")
         XCTAssertEqual(kept["name"]?.stringValue, "db")
         let moved = try await destination.client().instance("db-new")
         XCTAssertEqual(moved["admin_state"]?.stringValue, "down", "--no-start")
+        XCTAssertEqual(moved["nic.links"], .array([.string("br9")]), "--net override")
+        XCTAssertEqual(moved["nic.macs"], .array([.string("aa:00:00:00:00:42")]))
+        XCTAssertEqual(moved["beparams"]?["maxmem"], .int(256), "-B override")
         // The source stays down after a move that keeps it (no two copies run). Start it, then
         // move it to the same name again: the destination refuses, the move fails cleanly, and
         // the source is left running.
