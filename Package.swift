@@ -67,7 +67,13 @@ let package = Package(
         .testTarget(name: "BlockStreamTests", dependencies: ["BlockStream", "OpenSSLSupport", "TestSupport"]),
         .target(name: "AgentTestSupport", dependencies: ["MoveCoordinator", "TestSupport"], path: "Tests/AgentTestSupport"),
         .testTarget(name: "ClusterAgentTests", dependencies: ["ClusterAgent", "MoveCoordinator", "TestSupport", "AgentTestSupport"]),
-        .testTarget(name: "CoordinatorTests", dependencies: ["MoveCoordinator", "ClusterAgent", "TestSupport", "AgentTestSupport"]),
+        .testTarget(name: "CoordinatorTests", dependencies: [
+            "MoveCoordinator", "ClusterAgent", "TestSupport", "AgentTestSupport",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

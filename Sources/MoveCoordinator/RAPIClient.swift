@@ -4,6 +4,7 @@ import MoveTrust
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import Synchronization
 
 /// How to reach one cluster's RAPI (a gnt-move agent or a real Ganeti cluster).
 public struct ClusterEndpoint: Sendable, Equatable {
@@ -71,9 +72,17 @@ public final class RAPIClient: Sendable {
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
-    deinit { try? client.syncShutdown() }
+    private let closed = Atomic<Bool>(false)
 
-    public func shutdown() async { try? await client.shutdown() }
+    /// Never blocks: the last reference may be dropped on an event loop, where a synchronous
+    /// shutdown is not allowed.
+    deinit {
+        if !closed.exchange(true, ordering: .relaxed) { client.shutdown(queue: .global()) { _ in } }
+    }
+
+    public func shutdown() async {
+        if !closed.exchange(true, ordering: .relaxed) { try? await client.shutdown() }
+    }
 
     /// Sends one request; returns the parsed JSON body of a 200, throws ``RAPIError`` otherwise.
     public func request(_ method: HTTPMethod, _ path: String, query: [String: String] = [:], body: JSONValue? = nil) async throws -> JSONValue {

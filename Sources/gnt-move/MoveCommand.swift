@@ -70,6 +70,7 @@ struct MoveCommand: AsyncParsableCommand {
     @Option(name: [.short, .customLong("iallocator")]) var iallocator: String?
     @Flag(name: .customLong("keep-source-instance")) var keepSourceInstance = false
     @Option(name: [.short, .customLong("parallel")], help: "Moves to run at once.") var parallel = 1
+    @Option(help: "Bytes per second per disk stream, K/M/G suffixes (gnt-move agents).") var bwlimit: ByteSize?
     @Option(name: [.customShort("H"), .customLong("hypervisor-parameters")], help: "Hypervisor parameter overrides: key=value,… (single instance).")
     var hypervisorParameters: String?
     @Option(name: [.customShort("B"), .customLong("backend-parameters")], help: "Backend parameter overrides: key=value,… (single instance).")
@@ -115,6 +116,7 @@ struct MoveCommand: AsyncParsableCommand {
                 request.compress = compress
                 request.keepSourceInstance = keepSourceInstance
                 request.start = start
+                request.bandwidthLimit = bwlimit?.bytes
                 request.hvparams = try Self.parameters(hypervisorParameters)
                 request.beparams = try Self.parameters(backendParameters)
                 request.osparams = try Self.parameters(osParameters)

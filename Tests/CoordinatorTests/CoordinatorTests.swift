@@ -97,7 +97,7 @@ final class CoordinatorTests: XCTestCase {
         XCTAssertEqual(again.status, 1)
         let failed = try XCTUnwrap(try events(again.stdout).last)
         XCTAssertEqual(failed["event"]?.stringValue, "move-failed")
-        XCTAssertEqual(failed["reason"]?.stringValue, "job-failed")
+        XCTAssertEqual(failed["reason"]?.stringValue, "refused")
         XCTAssertTrue(failed["message"]?.stringValue?.contains("already in the cluster") == true, failed.serialized)
         let source = try await self.source.client().instance("db")
         XCTAssertEqual(source["status"]?.stringValue, "running")
@@ -108,6 +108,53 @@ final class CoordinatorTests: XCTestCase {
         XCTAssertEqual(result.status, 1)
         let failed = try XCTUnwrap(try events(result.stdout).last)
         XCTAssertEqual(failed["reason"]?.stringValue, "instance-not-found")
+    }
+
+    /// The destination agent is killed with SIGKILL in the middle of the transfer and restarted;
+    /// the coordinator cleans up and tries again, and the move ends done, exactly once.
+    func testAgentKilledMidTransferAndRestarted() async throws {
+        let image = folder.file("big.img")
+        try TestData.writeMixed(image, size: 48 << 20, seed: 77)
+        let digest = try TestData.sha256(image)
+        try source.addInstance("big", disks: [image], extra: ["--running"])
+        let coordinator = try BackgroundProcess(Repository.gntMove, moveArguments(["big"], extra: ["--json", "--bwlimit", "8M"]))
+        XCTAssertTrue(waitFor(timeout: 30) { coordinator.stdout.contains("Disk 0 is now sending") || coordinator.stdout.contains("\"export\"") },
+                      coordinator.stdout)
+        usleep(1_500_000)
+        destination.stop()
+        try destination.start()
+        XCTAssertEqual(coordinator.wait(timeout: 120), 0, coordinator.stdout + coordinator.stderr)
+        XCTAssertTrue(coordinator.stdout.contains("\"retry\""), "the move was retried: \(coordinator.stdout)")
+        XCTAssertEqual(try TestData.sha256(destination.dir + "/disks/big.disk0"), digest)
+        let list = try await destination.client().request(.GET, "/2/instances")
+        XCTAssertEqual(list.arrayValue?.count, 1, "exactly once")
+        let moved = try await destination.client().instance("big")
+        XCTAssertEqual(moved["status"]?.stringValue, "running")
+        XCTAssertEqual(source.keyNames + destination.keyNames, [])
+    }
+
+    func testAbortCancelsJobsAndRestoresTheSource() async throws {
+        let image = folder.file("slow.img")
+        try TestData.writeMixed(image, size: 32 << 20, seed: 78)
+        try source.addInstance("slow", disks: [image], extra: ["--running"])
+        let coordinator = try BackgroundProcess(Repository.gntMove, moveArguments(["slow"], extra: ["--json", "--bwlimit", "2M"]))
+        var moveId: String?
+        XCTAssertTrue(waitFor(timeout: 30) {
+            guard coordinator.stdout.contains("\"export\"") else { return false }
+            moveId = (try? JSONValue(parsing: String(coordinator.stdout.split(separator: "\n").first ?? "")))?["move_id"]?.stringValue
+            return moveId != nil
+        })
+        usleep(500_000)
+        coordinator.kill(SIGKILL)
+        coordinator.wait()
+        let aborted = try gntMove("abort", try XCTUnwrap(moveId), "--state-dir", stateDir)
+        XCTAssertEqual(aborted.status, 0, aborted.stderr)
+        let status = try JSONValue(parsing: try gntMove("status", try XCTUnwrap(moveId), "--json", "--state-dir", stateDir).stdout)
+        XCTAssertEqual(status.arrayValue?.first?["state"]?.stringValue, "cleaned")
+        XCTAssertTrue(waitFor(timeout: 30) { ((try? runProcess("/usr/bin/curl", ["-sk", "https://127.0.0.1:\(self.destination.port)/2/instances"]))?.stdout ?? "").contains("[]") })
+        XCTAssertTrue(waitFor(timeout: 30) { self.source.keyNames.isEmpty && self.destination.keyNames.isEmpty })
+        let restored = try await source.client().instance("slow")
+        XCTAssertEqual(restored["status"]?.stringValue, "running", "started again")
     }
 
     /// SIGKILL the coordinator right after each recorded state, then resume: the instance ends

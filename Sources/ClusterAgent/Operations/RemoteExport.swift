@@ -51,6 +51,7 @@ extension ClusterAgentService {
                              "--compress", compress, "--connect-timeout", "20", "--connect-retries", "10",
                              "--expected-size", String(record.spec.disks[index].size)]
                 + (NetworkNames.isIPv6(destination.host) ? ["--ipv6"] : [])
+                + (body["gnt_move_bwlimit"]?.integerValue.map { ["--bwlimit", String($0)] } ?? [])
             var script: DiskTransferProcess.OSScript?
             if let osFolder {
                 var environment = osScripts.environment(spec: record.spec, diskPaths: record.diskPaths)

@@ -109,6 +109,25 @@ public final class MoveStore: Sendable {
         }
     }
 
+    /// Starts a cleaned move again from `planned`, keeping only what identifies the source's
+    /// state before the move (whether it was running).
+    public func restart(_ id: String, detail: String) throws -> MoveRecord {
+        try queue.write { db in
+            guard var record = try Self.fetch(db, id) else { throw CoordinatorError(reason: "unknown-move", message: "no move \(id)") }
+            let attempts = Int(record.facts["attempts"]?.integerValue ?? 1) + 1
+            record.facts = ["attempts": .int(attempts), "source_was_running": record.facts["source_was_running"] ?? .null]
+            record.state = .planned
+            record.error = nil
+            record.reason = nil
+            record.updated = Date().timeIntervalSince1970
+            try db.execute(sql: "UPDATE move SET state = ?, facts = ?, error = NULL, reason = NULL, updated = ? WHERE id = ?",
+                           arguments: [record.state.rawValue, JSONValue.object(record.facts).serialized, record.updated, id])
+            try db.execute(sql: "INSERT INTO transition (moveId, state, at, detail) VALUES (?, ?, ?, ?)",
+                           arguments: [id, record.state.rawValue, record.updated, detail])
+            return record
+        }
+    }
+
     public func move(_ id: String) throws -> MoveRecord? { try queue.read { db in try Self.fetch(db, id) } }
 
     public func moves() throws -> [MoveRecord] {

@@ -47,7 +47,29 @@ public final class Coordinator: Sendable {
         return await cleanUp(failed, request: request)
     }
 
+    /// Attempts per move. A move that failed for a reason that may pass (a cluster restarted
+    /// mid-transfer, a lost connection) is cleaned up and started again from the beginning,
+    /// with fresh keys; a refusal (bad input, a name taken, no space) is not retried.
+    static let attempts = 3
+    static let retryDelay = 2.0
+
     func drive(_ id: String, request: MoveRequest) async -> MoveRecord {
+        var attempt = 1
+        while true {
+            let record = await driveOnce(id, request: request)
+            guard record.state == .cleaned, attempt < Self.attempts, Self.retriable(record.reason) else { return record }
+            try? await Task.sleep(nanoseconds: UInt64(Self.retryDelay * Double(1 << (attempt - 1)) * 1e9))
+            attempt += 1
+            guard let restarted = try? store.restart(id, detail: "attempt \(attempt) after: \(record.error ?? "")") else { return record }
+            emit(MoveEvent("step", move: restarted, ["step": .string("retry"), "state": .string(restarted.state.rawValue)]))
+        }
+    }
+
+    static func retriable(_ reason: String?) -> Bool {
+        ["job-failed", "rapi", "connection", "export-failed", "destination-failed"].contains(reason ?? "")
+    }
+
+    func driveOnce(_ id: String, request: MoveRequest) async -> MoveRecord {
         let source: RAPIClient, destination: RAPIClient
         do {
             source = try RAPIClient(endpoint: request.source)
@@ -69,7 +91,15 @@ public final class Coordinator: Sendable {
             if record.state == .failed { return await cleanUp(record, request: request) }
             return record
         } catch {
-            let reason = (error as? CoordinatorError)?.reason ?? (error is RAPIJobError ? "job-failed" : (error is RAPIError ? "rapi" : "internal"))
+            let reason: String
+            switch error {
+            case let coordinatorError as CoordinatorError: reason = coordinatorError.reason
+            case let jobError as RAPIJobError:
+                let refusals = ["wrong_input", "already_exists", "unknown_entity", "insufficient_resources", "wrong_state", "resource_not_unique"]
+                reason = refusals.contains(jobError.ecode ?? "") ? "refused" : "job-failed"
+            case is RAPIError: reason = "rapi"
+            default: reason = "internal"
+            }
             guard let failed = try? fail(id, reason: reason, "\(error)") else { return placeholder(id) }
             return await cleanUp(failed, request: request)
         }

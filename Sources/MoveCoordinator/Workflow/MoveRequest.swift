@@ -20,6 +20,8 @@ public struct MoveRequest: Sendable, Equatable {
     public var osparams: [String: JSONValue] = [:]
     /// `--net idx:key=value` overrides, by NIC index.
     public var nicOverrides: [Int: [String: String?]] = [:]
+    /// Bytes per second per disk stream (gnt-move agents only; a Ganeti source ignores it).
+    public var bandwidthLimit: Int64?
 
     public init(source: ClusterEndpoint, destination: ClusterEndpoint, instance: String) {
         self.source = source
@@ -43,6 +45,7 @@ public struct MoveRequest: Sendable, Equatable {
             "dest_secondary_node": optional(secondaryNode), "dest_disk_template": optional(diskTemplate),
             "iallocator": optional(iallocator), "compress": .string(compress), "keep_source_instance": .bool(keepSourceInstance),
             "start": start.map(JSONValue.bool) ?? .null,
+            "bwlimit": bandwidthLimit.map(JSONValue.int64) ?? .null,
             "hvparams": .object(hvparams), "beparams": .object(beparams), "osparams": .object(osparams),
             "net": .object(Dictionary(uniqueKeysWithValues: nicOverrides.map { (String($0.key), JSONValue.object($0.value.mapValues { $0.map(JSONValue.string) ?? .null })) })),
         ])
@@ -72,6 +75,7 @@ public struct MoveRequest: Sendable, Equatable {
         compress = json["compress"]?.stringValue ?? "none"
         keepSourceInstance = json["keep_source_instance"]?.boolValue ?? false
         start = json["start"]?.boolValue
+        bandwidthLimit = json["bwlimit"]?.integerValue
         hvparams = json["hvparams"]?.objectValue ?? [:]
         beparams = json["beparams"]?.objectValue ?? [:]
         osparams = json["osparams"]?.objectValue ?? [:]

@@ -48,7 +48,10 @@ struct MoveSteps {
         let info = try await source.pollJob(try await source.instanceInfo(request.instance))
         guard let spec = info[request.instance] else { throw CoordinatorError(reason: "rapi", message: "the source returned no data for \(request.instance)") }
         let summary = try await source.instance(request.instance)
-        var facts: [String: JSONValue] = ["spec": spec, "source_was_running": .bool(spec["config_state"]?.stringValue == "up"),
+        // On a retry the source may already be down from the first attempt's export: what counts
+        // is whether it ran before the move began.
+        let wasRunning = record.facts["source_was_running"]?.boolValue ?? (spec["config_state"]?.stringValue == "up")
+        var facts: [String: JSONValue] = ["spec": spec, "source_was_running": .bool(wasRunning),
                                           "tags": summary["tags"] ?? .array([])]
         if request.iallocator == nil && request.primaryNode == nil {
             facts["iallocator"] = try await destination.info()["default_iallocator"] ?? .null
@@ -157,11 +160,15 @@ struct MoveSteps {
         _ = try store.record(record.id, facts: ["export_submitted": .bool(true)], detail: "submitting the export request")
         // The source is removed only after the destination confirmed every disk (a separate
         // step), never by the export itself.
-        let job = try await source.exportInstance(request.instance, body: .object([
+        var body: [String: JSONValue] = [
             "mode": .string("remote"), "destination": remote["disks"] ?? .null, "shutdown": .bool(true),
             "remove_instance": .bool(false), "x509_key_name": prepared["x509_key_name"] ?? .null,
             "destination_x509_ca": remote["x509_ca"] ?? .null, "compress": .string(request.compress),
-        ]))
+        ]
+        if let limit = request.bandwidthLimit, (try await source.features()).contains("gnt-move-stream-v1") {
+            body["gnt_move_bwlimit"] = .int64(limit)
+        }
+        let job = try await source.exportInstance(request.instance, body: .object(body))
         return try store.record(record.id, state: .exporting, facts: ["export_job": .int64(job)], detail: "export job \(job)")
     }
 
