@@ -70,3 +70,25 @@ public final class AgentHarness: @unchecked Sendable {
         }
     }
 }
+
+/// Two started agents that share a fresh cluster domain secret: the usual source and destination.
+public final class AgentPair: @unchecked Sendable {
+    public let folder: TemporaryDirectory
+    public let source: AgentHarness
+    public let destination: AgentHarness
+
+    public init(_ label: String) throws {
+        folder = TemporaryDirectory(label)
+        let secret = folder.file("cds")
+        XCTAssertEqual(try gntMove("secret", "new", "--out", secret).status, 0)
+        source = try AgentHarness(cluster: "cluster-a", secret: secret, folder: folder)
+        destination = try AgentHarness(cluster: "cluster-b", secret: secret, folder: folder)
+        try source.start()
+        try destination.start()
+    }
+
+    public func stop() {
+        source.stop()
+        destination.stop()
+    }
+}

@@ -13,13 +13,8 @@ final class AgentRefusalTests: XCTestCase {
     var destination: AgentHarness!
 
     override func setUpWithError() throws {
-        folder = TemporaryDirectory("refusals")
-        let secret = folder.file("cds")
-        XCTAssertEqual(try gntMove("secret", "new", "--out", secret).status, 0)
-        source = try AgentHarness(cluster: "cluster-a", secret: secret, folder: folder)
-        destination = try AgentHarness(cluster: "cluster-b", secret: secret, folder: folder)
-        try source.start()
-        try destination.start()
+        let pair = try AgentPair("refusals")
+        (folder, source, destination) = (pair.folder, pair.source, pair.destination)
         let image = folder.file("vm1.img")
         try TestData.writeMixed(image, size: 3 << 20)
         try source.addInstance("vm1", disks: [image])

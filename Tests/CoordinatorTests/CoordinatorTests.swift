@@ -13,13 +13,8 @@ final class CoordinatorTests: XCTestCase {
     var stateDir: String { folder.file("state") }
 
     override func setUpWithError() throws {
-        folder = TemporaryDirectory("coordinator")
-        let secret = folder.file("cds")
-        XCTAssertEqual(try gntMove("secret", "new", "--out", secret).status, 0)
-        source = try AgentHarness(cluster: "cluster-a", secret: secret, folder: folder)
-        destination = try AgentHarness(cluster: "cluster-b", secret: secret, folder: folder)
-        try source.start()
-        try destination.start()
+        let pair = try AgentPair("coordinator")
+        (folder, source, destination) = (pair.folder, pair.source, pair.destination)
     }
 
     override func tearDown() {

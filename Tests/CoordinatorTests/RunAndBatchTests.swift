@@ -13,13 +13,8 @@ final class RunAndBatchTests: XCTestCase {
     var destination: AgentHarness!
 
     override func setUpWithError() throws {
-        folder = TemporaryDirectory("run")
-        let secret = folder.file("cds")
-        XCTAssertEqual(try gntMove("secret", "new", "--out", secret).status, 0)
-        source = try AgentHarness(cluster: "cluster-a", secret: secret, folder: folder)
-        destination = try AgentHarness(cluster: "cluster-b", secret: secret, folder: folder)
-        try source.start()
-        try destination.start()
+        let pair = try AgentPair("run")
+        (folder, source, destination) = (pair.folder, pair.source, pair.destination)
     }
 
     override func tearDown() {
