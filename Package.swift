@@ -38,7 +38,7 @@ let package = Package(
         // A cluster's side of a move: the RAPI subset over HTTPS, jobs and inventory in SQLite,
         // storage and hypervisor drivers, and supervision of the import/export daemons.
         .target(name: "ClusterAgent", dependencies: [
-            "MoveTrust", "BlockStream",
+            "MoveTrust", "BlockStream", "OpenSSLSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),

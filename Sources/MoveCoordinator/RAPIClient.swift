@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Logging
 import MoveTrust
 import NIOCore
 import NIOHTTP1
@@ -90,6 +91,7 @@ public final class RAPIClient: Sendable {
         if !query.isEmpty {
             url += "?" + query.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? $0.value)" }.joined(separator: "&")
         }
+        Logger(label: "gnt-move.rapi").debug("\(method.rawValue) \(url)")
         var request = HTTPClientRequest(url: url)
         request.method = method
         request.headers.add(name: "Accept", value: "application/json")
@@ -138,7 +140,9 @@ public final class RAPIClient: Sendable {
     public func prepareExport(_ name: String) async throws -> Int64 {
         try Self.jobId(try await request(.PUT, "/2/instances/\(name)/prepare-export", query: ["mode": "remote"]))
     }
-    public func createInstance(_ body: JSONValue) async throws -> Int64 { try Self.jobId(try await request(.POST, "/2/instances", body: body)) }
+    public func createInstance(_ body: JSONValue, dryRun: Bool = false) async throws -> Int64 {
+        try Self.jobId(try await request(.POST, "/2/instances", query: dryRun ? ["dry-run": "1"] : [:], body: body))
+    }
     public func exportInstance(_ name: String, body: JSONValue) async throws -> Int64 {
         try Self.jobId(try await request(.PUT, "/2/instances/\(name)/export", body: body))
     }
@@ -159,10 +163,13 @@ public final class RAPIClient: Sendable {
 
     /// Follows a job to its end, handing each new log entry to `onLog`; returns `opresult[0]`
     /// on success and throws ``RAPIJobError`` otherwise.
-    public func pollJob(_ id: Int64, onLog: (JSONValue) async throws -> Void = { _ in }) async throws -> JSONValue {
+    public func pollJob(_ id: Int64, deadline: Date? = nil, onLog: (JSONValue) async throws -> Void = { _ in }) async throws -> JSONValue {
         var info: JSONValue? = nil
         var serial: Int64? = nil
         while true {
+            if let deadline, Date() > deadline {
+                throw CoordinatorError(reason: "timeout", message: "gave up waiting for job \(id) on \(endpoint.host):\(endpoint.port) (--timeout)")
+            }
             let change = try await waitForJobChange(id, previousInfo: info, previousSerial: serial)
             let entries = change["log_entries"]?.arrayValue ?? []
             for entry in entries {

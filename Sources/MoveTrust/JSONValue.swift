@@ -19,6 +19,7 @@ public enum JSONValue: Sendable, Equatable, Hashable {
     public var objectValue: [String: JSONValue]? { if case .object(let o) = self { return o } else { return nil } }
     public var boolValue: Bool? { if case .bool(let b) = self { return b } else { return nil } }
     public var integerValue: Int64? { if case .number(let n) = self { return n.integer } else { return nil } }
+    public var numberValue: Double? { if case .number(let n) = self { return n.double } else { return nil } }
     public var isNull: Bool { self == .null }
 
     public subscript(key: String) -> JSONValue? { objectValue?[key] }

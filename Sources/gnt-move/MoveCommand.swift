@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Logging
 import MoveCoordinator
+import Synchronization
 
 /// Where the coordinator keeps its state: `/var/lib/gnt-move` as root, else the XDG state directory.
 struct StateDirectoryOption: ParsableArguments {
@@ -17,21 +19,50 @@ struct StateDirectoryOption: ParsableArguments {
     func store() throws -> MoveStore { try MoveStore(directory: path) }
 }
 
-/// Prints move events: JSON lines with `--json`, otherwise one readable line each.
-struct EventPrinter: Sendable {
+/// `--verbose` (each state, info) and `--debug` (each RAPI call), through swift-log on stderr.
+struct LoggingOptions: ParsableArguments {
+    @Flag(name: [.short, .long], help: "Log each state of each move.") var verbose = false
+    @Flag(name: [.short, .long], help: "Also log each RAPI call.") var debug = false
+
+    func bootstrap() {
+        let level: Logger.Level = debug ? .debug : (verbose ? .info : .warning)
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}
+
+/// Prints move events: JSON lines with `--json`; otherwise one readable line each, and on a
+/// terminal a live progress line per disk that the next event replaces.
+final class EventPrinter: Sendable {
     let json: Bool
+    let terminal: Bool = isatty(1) == 1
+    private let progressShown = Mutex<Bool>(false)
+
+    init(json: Bool) { self.json = json }
 
     func print(_ event: MoveEvent) {
         if json {
             emit(event.json.serialized)
             return
         }
+        if terminal && event.event == "progress" {
+            let line = "\(event.instance): \(event.fields["message"]?.stringValue ?? "")"
+            FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
+            progressShown.withLock { $0 = true }
+            return
+        }
+        if progressShown.withLock({ let shown = $0; $0 = false; return shown }) {
+            FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8))
+        }
         let detail: String
         switch event.event {
         case "move-started": detail = "started moving to \(event.fields["destination_instance"]?.stringValue ?? event.instance)"
         case "step": detail = event.fields["step"]?.stringValue ?? ""
         case "progress", "disk-done": detail = event.fields["message"]?.stringValue ?? ""
-        case "move-done": detail = "done"
+        case "move-done": detail = "done as \(event.fields["destination_instance"]?.stringValue ?? event.instance) in \(Int(event.fields["seconds"]?.numberValue ?? 0)) s"
         case "move-failed": detail = "FAILED (\(event.fields["reason"]?.stringValue ?? "")): \(event.fields["message"]?.stringValue ?? "")"
         default: detail = event.event
         }
@@ -81,9 +112,20 @@ struct MoveCommand: AsyncParsableCommand {
     var net: [String] = []
     @Flag(inversion: .prefixedNo, help: "Start the instance on the destination (default: if it ran on the source).") var start: Bool?
     @Flag(help: "JSON-lines events on stdout.") var json = false
+    @Flag(help: "Check both clusters, credentials, the shared secret (a handshake round trip), names and space; move nothing.")
+    var preflight = false
+    @Option(help: "Give up a move (and clean up) after this many seconds.") var timeout: Double?
+    @Option(name: .customLong("opportunistic-tries"), help: "Creation attempts with opportunistic locking before a normal one (needs -I).")
+    var opportunisticTries = 0
+    @Option(name: .customLong("opportunistic-delay"), help: "Seconds between opportunistic tries (±15%).") var opportunisticDelay: Double = 30
     @OptionGroup var state: StateDirectoryOption
+    @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
+        if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
+        if opportunisticTries < 0 { throw ValidationError("--opportunistic-tries must not be negative") }
+        if opportunisticTries > 0 && iallocator == nil { throw ValidationError("--opportunistic-tries needs -I/--iallocator") }
+        if opportunisticDelay <= 0 { throw ValidationError("--opportunistic-delay must be positive") }
         if instances.count > 1 && (destInstanceName != nil || destPrimaryNode != nil || destSecondaryNode != nil) {
             throw ValidationError("--dest-instance-name and --dest-*-node apply to a single instance")
         }
@@ -95,6 +137,7 @@ struct MoveCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        logging.bootstrap()
         let printer = EventPrinter(json: json)
         do {
             var source = ClusterEndpoint(host: sourceCluster, port: srcRapiPort, caFile: srcCaFile, username: srcUsername)
@@ -117,6 +160,9 @@ struct MoveCommand: AsyncParsableCommand {
                 request.keepSourceInstance = keepSourceInstance
                 request.start = start
                 request.bandwidthLimit = bwlimit?.bytes
+                request.timeout = timeout
+                request.opportunisticTries = opportunisticTries
+                request.opportunisticDelay = opportunisticDelay
                 request.hvparams = try Self.parameters(hypervisorParameters)
                 request.beparams = try Self.parameters(backendParameters)
                 request.osparams = try Self.parameters(osParameters)
@@ -125,6 +171,23 @@ struct MoveCommand: AsyncParsableCommand {
                     request.nicOverrides[index] = fields
                 }
                 requests.append(request)
+            }
+            if preflight {
+                var failed = false
+                for request in requests {
+                    let checks = await coordinator.preflight(request)
+                    for check in checks {
+                        if json {
+                            Console.json(.object(["event": .string("preflight"), "instance": .string(request.instance), "check": .string(check.name),
+                                                  "passed": .bool(check.passed), "detail": .string(check.detail)]))
+                        } else {
+                            print("\(request.instance): \(check.passed ? "ok  " : "FAIL") \(check.name): \(check.detail)")
+                        }
+                    }
+                    failed = failed || checks.contains { !$0.passed }
+                }
+                if failed { throw ExitCode(1) }
+                return
             }
             let results = await coordinator.runAll(requests, parallel: parallel)
             if results.contains(where: { $0.state != .done }) { throw ExitCode(1) }

@@ -152,6 +152,54 @@ final class CoordinatorTests: XCTestCase {
         XCTAssertEqual(restored["status"]?.stringValue, "running", "started again")
     }
 
+    func testPreflightChecksWithoutMovingAnything() async throws {
+        let image = folder.file("pf.img")
+        try TestData.writeMixed(image, size: 2 << 20)
+        try source.addInstance("pf", disks: [image], extra: ["--running"])
+        let good = try gntMove(arguments: moveArguments(["pf"], extra: ["--preflight"]))
+        XCTAssertEqual(good.status, 0, good.stdout + good.stderr)
+        XCTAssertTrue(good.stdout.contains("ok   secret, name and space (destination dry run)"), good.stdout)
+        XCTAssertEqual(source.keyNames + destination.keyNames, [], "the preflight's key was discarded")
+        let still = try await source.client().instance("pf")
+        XCTAssertEqual(still["status"]?.stringValue, "running", "nothing was shut down")
+        let none = try await destination.client().request(.GET, "/2/instances")
+        XCTAssertEqual(none, .array([]))
+
+        let wrongPassword = folder.write("wrong-password", "nope\n")
+        var arguments = moveArguments(["pf"], extra: ["--preflight"])
+        arguments[arguments.firstIndex(of: destination.dir + "/password")!] = wrongPassword
+        let refused = try gntMove(arguments: arguments)
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stdout.contains("FAIL destination credentials"), refused.stdout)
+
+        // A destination of another cluster domain: the dry run refuses the handshake.
+        let otherSecret = folder.file("other-cds")
+        XCTAssertEqual(try gntMove("secret", "new", "--out", otherSecret).status, 0)
+        let stranger = try AgentHarness(cluster: "cluster-x", secret: otherSecret, folder: folder)
+        try stranger.start()
+        defer { stranger.stop() }
+        var strangerArguments = moveArguments(["pf"], extra: ["--preflight"])
+        strangerArguments[strangerArguments.firstIndex(of: String(destination.port))!] = String(stranger.port)
+        strangerArguments[strangerArguments.firstIndex(of: destination.dir + "/rapi.crt")!] = stranger.dir + "/rapi.crt"
+        strangerArguments[strangerArguments.firstIndex(of: destination.dir + "/password")!] = stranger.dir + "/password"
+        let foreign = try gntMove(arguments: strangerArguments)
+        XCTAssertEqual(foreign.status, 1)
+        XCTAssertTrue(foreign.stdout.contains("Hash didn't match, clusters don't share the same domain secret"), foreign.stdout)
+    }
+
+    func testTimeoutGivesUpAndCleansUp() async throws {
+        let image = folder.file("to.img")
+        try TestData.writeRandom(image, size: 24 << 20)
+        try source.addInstance("to", disks: [image], extra: ["--running"])
+        let result = try gntMove(arguments: moveArguments(["to"], extra: ["--json", "--bwlimit", "1M", "--timeout", "4"]))
+        XCTAssertEqual(result.status, 1, result.stdout)
+        let failed = try XCTUnwrap(try events(result.stdout).last)
+        XCTAssertEqual(failed["reason"]?.stringValue, "timeout")
+        XCTAssertTrue(waitFor(timeout: 30) { ((try? runProcess("/usr/bin/curl", ["-sk", "https://127.0.0.1:\(self.destination.port)/2/instances"]))?.stdout ?? "").contains("[]") })
+        let restored = try await source.client().instance("to")
+        XCTAssertEqual(restored["status"]?.stringValue, "running")
+    }
+
     /// SIGKILL the coordinator right after each recorded state, then resume: the instance ends
     /// on the destination exactly once, with identical data, the source removed, no keys left.
     func testCrashAtEveryStateBoundaryThenResume() async throws {

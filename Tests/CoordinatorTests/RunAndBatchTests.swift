@@ -64,6 +64,24 @@ final class RunAndBatchTests: XCTestCase {
         try validate(lines, schema: "run-event.schema.json")
     }
 
+    func testProgressEventsCarryBytesTotalRateAndETA() throws {
+        let image = folder.file("p.img")
+        try TestData.writeRandom(image, size: 24 << 20)
+        try source.addInstance("p", disks: [image])
+        let result = try gntMove("run", stdin: request([.object(["instance": .string("p"), "bwlimit": .int(3 << 20)])]).serialized)
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        try validate(lines, schema: "run-event.schema.json")
+        let progress = try lines.map { try JSONValue(parsing: $0) }.filter { $0["event"]?.stringValue == "progress" }
+        let first = try XCTUnwrap(progress.first, result.stdout)
+        XCTAssertEqual(first["disk"]?.integerValue, 0)
+        XCTAssertEqual(first["total"]?.integerValue, 24 << 20)
+        XCTAssertGreaterThan(first["bytes"]?.integerValue ?? 0, 0)
+        XCTAssertNotNil(first["rate_mib_s"]?.numberValue)
+        XCTAssertNotNil(first["percent"]?.integerValue)
+        XCTAssertNotNil(first["eta_seconds"]?.integerValue)
+    }
+
     func testBadRequestsExitTwo() throws {
         for text in ["{", #"{"moves": []}"#, #"{"source": {"host": "h", "ca_file": "/nonexistent"}, "moves": [{"instance": "x"}]}"#,
                      #"{"source": {"host": "h", "ca_file": "/etc/hostname"}, "moves": [{"instance": "x", "colour": "red"}]}"#] {

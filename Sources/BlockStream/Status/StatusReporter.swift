@@ -35,8 +35,11 @@ public final class StatusReporter: @unchecked Sendable {
         ticker = JoinableThread(name: "status") { [self] in
             while !stopped.load(ordering: .relaxed) {
                 usleep(200_000)
-                sample()
-                write(force: false)
+                // Sample when the file is due, so that each write carries a fresh rate.
+                if writeDue {
+                    sample(force: true)
+                    write(force: false)
+                }
             }
         }
     }
@@ -59,6 +62,7 @@ public final class StatusReporter: @unchecked Sendable {
             $0.connected = true
             $0.protocol = name
         }
+        sample(force: true)
         write(force: true)
     }
 
@@ -117,6 +121,12 @@ public final class StatusReporter: @unchecked Sendable {
                 status.progress_eta = max(0, (Double(expectedBytes - bytes) / 1_048_576) / rate)
             }
         }
+    }
+
+    private var writeDue: Bool {
+        fileLock.lock()
+        defer { fileLock.unlock() }
+        return Monotonic.now() - lastWrite >= Self.interval
     }
 
     private func write(force: Bool) {

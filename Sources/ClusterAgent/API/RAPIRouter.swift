@@ -34,12 +34,21 @@ public enum RAPIRouter {
         router.post("2/instances") { request, _ in
             var request = request
             guard let body = try await jsonBody(&request, required: true) else { throw RAPIHTTPError(status: .badRequest, message: "Missing request body") }
-            return jobId(try service.submitCreate(body: body))
+            let dryRun = (request.uri.queryParameters.get("dry-run") ?? request.uri.queryParameters.get("dry_run")).flatMap(Int.init) == 1
+            return jobId(try service.submitCreate(body: body, dryRun: dryRun))
         }
         router.put("2/instances/:name/export") { request, context in
             var request = request
             guard let body = try await jsonBody(&request, required: true) else { throw RAPIHTTPError(status: .badRequest, message: "Missing request body") }
             return jobId(try service.submitExport(try context.parameters.require("name"), body: body))
+        }
+        // gnt-move extension: drop a prepared key that will not be used (after a preflight).
+        router.put("2/gnt-move/discard-key") { request, _ in
+            var request = request
+            guard let body = try await jsonBody(&request, required: true) else { throw RAPIHTTPError(status: .badRequest, message: "Missing request body") }
+            let name = try X509KeyName.check(body["x509_key_name"] ?? .null, secret: service.secret)
+            try service.keyStore.remove(name: name)
+            return RAPIResponse.json(.bool(true))
         }
         router.put("2/instances/:name/startup") { _, context in jobId(try service.submitStartup(try context.parameters.require("name"))) }
         router.put("2/instances/:name/shutdown") { _, context in jobId(try service.submitShutdown(try context.parameters.require("name"))) }

@@ -64,11 +64,25 @@ final class DiskTransferProcess: @unchecked Sendable {
 
 /// Ganeti's progress wording: `"1.5G, 12.0 MiB/s, 30%"` (`FormatProgress`).
 enum ProgressText {
-    static func format(mebibytes: Int, throughput: Double?, percent: Double?) -> String {
+    static func format(mebibytes: Int, throughput: Double?, percent: Double?, eta: Double? = nil) -> String {
         var parts = [formatUnit(mebibytes)]
         if let throughput { parts.append(String(format: "%0.1f MiB/s", throughput)) }
         if let percent { parts.append("\(Int(percent))%") }
+        if let eta { parts.append("ETA " + formatSeconds(eta)) }
         return parts.joined(separator: ", ")
+    }
+
+    /// `utils.FormatSeconds`: `1h 5m 13s`.
+    static func formatSeconds(_ value: Double) -> String {
+        var seconds = Int(value.rounded())
+        guard seconds > 0 else { return "\(seconds)s" }
+        var parts: [String] = []
+        for (unit, size) in [("d", 86400), ("h", 3600), ("m", 60)] where seconds >= size || !parts.isEmpty {
+            parts.append("\(seconds / size)\(unit)")
+            seconds %= size
+        }
+        parts.append("\(seconds)s")
+        return parts.joined(separator: " ")
     }
 
     /// `utils.FormatUnit(value, "h")` for MiB.

@@ -1,10 +1,13 @@
 import Foundation
 import MoveTrust
+import OpenSSLSupport
 
 /// `POST /2/instances` (body version 1): `create` makes an instance with new blank disks;
 /// `remote-import` makes one and fills its disks from another cluster (spec §0, §4).
 extension ClusterAgentService {
-    public func submitCreate(body: JSONValue) throws -> Int64 {
+    /// With `dryRun`, every check runs (handshake, certificate, signed spec, name, template,
+    /// hypervisor, node, space) and nothing is created, as Ganeti's `dry_run`.
+    public func submitCreate(body: JSONValue, dryRun: Bool = false) throws -> Int64 {
         guard body["__version__"]?.integerValue == 1 else {
             throw AgentError.wrongInput("Only request version 1 is supported ('__version__': 1)")
         }
@@ -14,7 +17,14 @@ extension ClusterAgentService {
         op["OP_ID"] = .string("OP_INSTANCE_CREATE")
         op["instance_name"] = .string(name)
         op.removeValue(forKey: "name")
+        op["dry_run"] = .bool(dryRun)
         return try jobs.submit(op: .object(op), summary: "INSTANCE_CREATE(\(name))") { [self] context in
+            if dryRun {
+                if mode == "remote-import" { try verifyRemoteImport(body: body) }
+                _ = try validateCreation(body: body, name: name)
+                context.log("dry run: every check passed; nothing was created")
+                return .array([.string(config.nodeName)])
+            }
             switch mode {
             case "create": return try await create(body: body, name: name, context: context)
             case "remote-import": return try await remoteImport(body: body, name: name, context: context)
@@ -89,14 +99,22 @@ extension ClusterAgentService {
         return .array([.string(config.nodeName)])
     }
 
-    func remoteImport(body: JSONValue, name: String, context: JobContext) async throws -> JSONValue {
-        // Everything relayed by the third party is checked before anything is created.
+    /// Checks everything the third party relayed for a remote import; returns the source's
+    /// certificate and instance name.
+    @discardableResult
+    func verifyRemoteImport(body: JSONValue) throws -> (certificate: X509Certificate, sourceName: String) {
         try ExportHandshake.check(body["source_handshake"] ?? .null, secret: secret)
         guard let signedCertificate = body["source_x509_ca"]?.stringValue else { throw AgentError.wrongInput("Missing source_x509_ca") }
         let sourceCertificate = try SignedCertificate.verify(signedCertificate, secret: secret).certificate
         guard let sourceName = body["source_instance_name"]?.stringValue, !sourceName.isEmpty else {
             throw AgentError.wrongInput("Missing source instance name")
         }
+        return (sourceCertificate, sourceName)
+    }
+
+    func remoteImport(body: JSONValue, name: String, context: JobContext) async throws -> JSONValue {
+        // Everything relayed by the third party is checked before anything is created.
+        let (sourceCertificate, sourceName) = try verifyRemoteImport(body: body)
         let spec = try validateCreation(body: body, name: name)
         if let signedSpec = body["gnt_move_signed_spec"], signedSpec != .null {
             let verified = try SignedInstanceSpec.verify(signedSpec, secret: secret).spec

@@ -28,18 +28,22 @@ struct TransferMonitor {
     func follow() async -> [Bool] {
         var announced = Set<Int>()
         var lastProgress = Date()
+        var seen: [Int: Double] = [:]
         while daemons.contains(where: { $0.isRunning }) {
             if context.isCanceled { daemons.forEach { $0.kill() } }
             for daemon in daemons where !announced.contains(daemon.index) && daemon.status?.connected == true {
                 announced.insert(daemon.index)
                 context.log("Disk \(daemon.index) is now \(direction) data")
             }
+            // A daemon rewrites its status at most every 5 s; report each new one, at most every 5 s.
             if Date().timeIntervalSince(lastProgress) >= Self.progressInterval {
-                lastProgress = Date()
                 for daemon in daemons where daemon.isRunning {
-                    if let status = daemon.status, let mbytes = status.progress_mbytes, status.connected == true {
+                    if let status = daemon.status, let mbytes = status.progress_mbytes, status.connected == true,
+                       status.mtime != seen[daemon.index], status.progress_throughput != nil {
+                        seen[daemon.index] = status.mtime
+                        lastProgress = Date()
                         let verb = direction == "sending" ? "sent" : "received"
-                        context.log("Disk \(daemon.index) \(verb) \(ProgressText.format(mebibytes: mbytes, throughput: status.progress_throughput, percent: status.progress_percent))")
+                        context.log("Disk \(daemon.index) \(verb) \(ProgressText.format(mebibytes: mbytes, throughput: status.progress_throughput, percent: status.progress_percent, eta: status.progress_eta))")
                     }
                 }
             }

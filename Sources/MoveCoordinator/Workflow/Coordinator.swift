@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import MoveTrust
 
 /// The third party of a move: drives the source and the destination through RAPI, relaying
@@ -7,9 +8,11 @@ import MoveTrust
 public final class Coordinator: Sendable {
     public let store: MoveStore
     let emit: @Sendable (MoveEvent) -> Void
+    let logger: Logger
 
-    public init(store: MoveStore, emit: @escaping @Sendable (MoveEvent) -> Void) {
+    public init(store: MoveStore, logger: Logger = Logger(label: "gnt-move.coordinator"), emit: @escaping @Sendable (MoveEvent) -> Void) {
         self.store = store
+        self.logger = logger
         self.emit = emit
     }
 
@@ -78,15 +81,20 @@ public final class Coordinator: Sendable {
             return (try? fail(id, reason: "connection", "\(error)")) ?? placeholder(id)
         }
         defer { Task { await source.shutdown(); await destination.shutdown() } }
-        let steps = MoveSteps(coordinator: self, request: request, source: source, destination: destination)
+        var steps = MoveSteps(coordinator: self, request: request, source: source, destination: destination)
+        if let timeout = request.timeout, let created = try? current(id).created {
+            steps.deadline = Date(timeIntervalSince1970: created + timeout)
+        }
         do {
             var record = try current(id)
             while !record.state.isFinal && record.state != .failed {
                 record = try await steps.advance(record)
+                logger.info("\(record.instance) [\(record.id)]: \(record.state.rawValue)")
                 Self.crashIfAsked(after: record.state)
             }
             if record.state == .done {
-                emit(MoveEvent("move-done", move: record, ["destination_instance": .string(request.targetName)]))
+                emit(MoveEvent("move-done", move: record, ["destination_instance": .string(request.targetName),
+                                                           "seconds": .double((record.updated - record.created).rounded() )]))
             }
             if record.state == .failed { return await cleanUp(record, request: request) }
             return record

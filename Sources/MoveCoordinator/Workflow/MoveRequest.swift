@@ -22,6 +22,12 @@ public struct MoveRequest: Sendable, Equatable {
     public var nicOverrides: [Int: [String: String?]] = [:]
     /// Bytes per second per disk stream (gnt-move agents only; a Ganeti source ignores it).
     public var bandwidthLimit: Int64?
+    /// Seconds after which the move is given up and cleaned up.
+    public var timeout: Double?
+    /// `--opportunistic-tries`: creation attempts with opportunistic locking, retried after
+    /// `temp_insufficient_resources`, before a normal one.
+    public var opportunisticTries = 0
+    public var opportunisticDelay: Double = 30
 
     public init(source: ClusterEndpoint, destination: ClusterEndpoint, instance: String) {
         self.source = source
@@ -46,6 +52,8 @@ public struct MoveRequest: Sendable, Equatable {
             "iallocator": optional(iallocator), "compress": .string(compress), "keep_source_instance": .bool(keepSourceInstance),
             "start": start.map(JSONValue.bool) ?? .null,
             "bwlimit": bandwidthLimit.map(JSONValue.int64) ?? .null,
+            "timeout": timeout.map(JSONValue.double) ?? .null,
+            "opportunistic_tries": .int(opportunisticTries), "opportunistic_delay": .double(opportunisticDelay),
             "hvparams": .object(hvparams), "beparams": .object(beparams), "osparams": .object(osparams),
             "net": .object(Dictionary(uniqueKeysWithValues: nicOverrides.map { (String($0.key), JSONValue.object($0.value.mapValues { $0.map(JSONValue.string) ?? .null })) })),
         ])
@@ -76,6 +84,9 @@ public struct MoveRequest: Sendable, Equatable {
         keepSourceInstance = json["keep_source_instance"]?.boolValue ?? false
         start = json["start"]?.boolValue
         bandwidthLimit = json["bwlimit"]?.integerValue
+        timeout = json["timeout"]?.numberValue
+        opportunisticTries = Int(json["opportunistic_tries"]?.integerValue ?? 0)
+        opportunisticDelay = json["opportunistic_delay"]?.numberValue ?? 30
         hvparams = json["hvparams"]?.objectValue ?? [:]
         beparams = json["beparams"]?.objectValue ?? [:]
         osparams = json["osparams"]?.objectValue ?? [:]

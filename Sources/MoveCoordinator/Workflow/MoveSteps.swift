@@ -8,6 +8,8 @@ struct MoveSteps {
     let request: MoveRequest
     let source: RAPIClient
     let destination: RAPIClient
+    /// `--timeout`: when the move is given up.
+    var deadline: Date? = nil
     var store: MoveStore { coordinator.store }
 
     func step(_ record: MoveRecord, _ name: String, _ fields: [String: JSONValue] = [:]) {
@@ -17,6 +19,7 @@ struct MoveSteps {
     }
 
     func advance(_ record: MoveRecord) async throws -> MoveRecord {
+        try checkDeadline()
         switch record.state {
         case .planned: return try await prepareSource(record)
         case .sourcePrepared: return try await createDestination(record)
@@ -27,6 +30,12 @@ struct MoveSteps {
         case .finalized: return try await removeSource(record)
         case .sourceRemoved: return try store.record(record.id, state: .done, detail: "move complete")
         case .done, .failed, .cleaned: return record
+        }
+    }
+
+    func checkDeadline() throws {
+        if let deadline, Date() > deadline {
+            throw CoordinatorError(reason: "timeout", message: "the move did not finish within \(Int(request.timeout ?? 0)) s (--timeout)")
         }
     }
 
@@ -45,7 +54,7 @@ struct MoveSteps {
             throw CoordinatorError(reason: "incompatible-destination", message: "the destination does not support instance creation requests version 1")
         }
         step(record, "read-spec")
-        let info = try await source.pollJob(try await source.instanceInfo(request.instance))
+        let info = try await source.pollJob(try await source.instanceInfo(request.instance), deadline: deadline)
         guard let spec = info[request.instance] else { throw CoordinatorError(reason: "rapi", message: "the source returned no data for \(request.instance)") }
         let summary = try await source.instance(request.instance)
         // On a retry the source may already be down from the first attempt's export: what counts
@@ -66,7 +75,7 @@ struct MoveSteps {
             job = try await source.prepareExport(request.instance)
             _ = try store.record(record.id, facts: ["prepare_job": .int64(job)], detail: "prepare-export job \(job)")
         }
-        let prepared = try await source.pollJob(job)
+        let prepared = try await source.pollJob(job, deadline: deadline)
         facts["prepared"] = prepared
         return try store.record(record.id, state: .sourcePrepared, facts: facts, detail: "source prepared (key \(prepared["x509_key_name"]?.arrayValue?.first?.stringValue ?? "?"))")
     }
@@ -107,7 +116,7 @@ struct MoveSteps {
             "source_handshake": prepared["handshake"] ?? .null, "source_x509_ca": prepared["x509_ca"] ?? .null,
             "source_instance_name": .string(request.instance), "compress": .string(request.compress),
             "beparams": .object(beparams), "hvparams": .object(hvparams), "osparams": .object(osparams),
-            "opportunistic_locking": .bool(false), "tags": record.facts["tags"] ?? .array([]), "wait_for_sync": .bool(false),
+            "opportunistic_locking": .bool(Int(record.facts["opportunistic_attempt"]?.integerValue ?? 0) < request.opportunisticTries), "tags": record.facts["tags"] ?? .array([]), "wait_for_sync": .bool(false),
         ]
         if features.contains(SignedInstanceSpec.feature), let signed = prepared["gnt_move_signed_spec"], signed != .null {
             body["gnt_move_signed_spec"] = signed
@@ -116,7 +125,7 @@ struct MoveSteps {
     }
 
     func createDestination(_ record: MoveRecord) async throws -> MoveRecord {
-        if record.facts["create_submitted"] != nil {
+        if let submitted = record.facts["create_submitted"], submitted != .null {
             // A crash after the request was sent but before its job id was recorded: find the job.
             if let job = try await findJob(destination, summary: "INSTANCE_CREATE(\(request.targetName))") {
                 return try store.record(record.id, state: .destinationCreated, facts: ["create_job": .int64(job)], detail: "found create job \(job)")
@@ -142,9 +151,20 @@ struct MoveSteps {
                                         detail: "destination listening on \(message["disks"]?.arrayValue?.count ?? 0) disk(s)")
             }
             if let state = status["status"]?.stringValue, ["error", "canceled", "success"].contains(state) {
-                _ = try await destination.pollJob(job)
+                do {
+                    _ = try await destination.pollJob(job, deadline: deadline)
+                } catch let error as RAPIJobError where error.ecode == "temp_insufficient_resources" {
+                    // move-instance's opportunistic tries: wait about the delay, then create again.
+                    let attempt = Int(record.facts["opportunistic_attempt"]?.integerValue ?? 0)
+                    guard attempt < request.opportunisticTries else { throw error }
+                    try await Task.sleep(nanoseconds: UInt64(request.opportunisticDelay * Double.random(in: 0.85...1.15) * 1e9))
+                    return try store.record(record.id, state: .sourcePrepared,
+                                            facts: ["opportunistic_attempt": .int(attempt + 1), "create_submitted": .null, "create_job": .null],
+                                            detail: "temporarily insufficient resources; creation attempt \(attempt + 2)")
+                }
                 throw CoordinatorError(reason: "destination-failed", message: "the destination job \(job) ended (\(state)) without listening")
             }
+            try checkDeadline()
             try await Task.sleep(nanoseconds: 200_000_000)
         }
     }
@@ -177,15 +197,22 @@ struct MoveSteps {
         guard let exportJob = record.facts["export_job"]?.integerValue, let createJob = record.facts["create_job"]?.integerValue else {
             throw CoordinatorError(reason: "state", message: "jobs missing from the record")
         }
-        let exported = try await source.pollJob(exportJob) { entry in
+        let exported = try await source.pollJob(exportJob, deadline: deadline) { entry in
             guard let message = entry.arrayValue?[3].stringValue else { return }
-            if message.contains(" sent ") { coordinator.emit(MoveEvent("progress", move: record, Self.progress(message))) }
+            if message.contains(" sent ") {
+                var fields = Self.progress(message)
+                let disks = record.facts["spec"]?["disks"]?.arrayValue ?? []
+                if let disk = fields["disk"]?.integerValue, disks.indices.contains(Int(disk)), let size = disks[Int(disk)]["size"]?.integerValue {
+                    fields["total"] = .int64(size << 20)
+                }
+                coordinator.emit(MoveEvent("progress", move: record, fields))
+            }
             if message.contains("finished sending data") { coordinator.emit(MoveEvent("disk-done", move: record, ["message": .string(message)])) }
         }
         guard exported.arrayValue?.first?.boolValue == true, (exported.arrayValue?.last?.arrayValue ?? []).allSatisfy({ $0.boolValue == true }) else {
             throw CoordinatorError(reason: "export-failed", message: "the export reported failed disks: \(exported.serialized)")
         }
-        _ = try await destination.pollJob(createJob)
+        _ = try await destination.pollJob(createJob, deadline: deadline)
         return try store.record(record.id, state: .disksDone, facts: ["export_result": exported], detail: "every disk confirmed by both clusters")
     }
 
@@ -203,7 +230,7 @@ struct MoveSteps {
         do {
             let job = try await source.deleteInstance(request.instance)
             _ = try store.record(record.id, facts: ["remove_job": .int64(job)], detail: "remove job \(job)")
-            _ = try await source.pollJob(job)
+            _ = try await source.pollJob(job, deadline: deadline)
         } catch let error as RAPIError where error.status == 404 {
             // Already removed by an earlier attempt.
         }
@@ -225,9 +252,23 @@ struct MoveSteps {
         var fields: [String: JSONValue] = ["message": .string(message)]
         let words = message.split(separator: " ")
         if words.count > 1, let disk = Int(words[1]) { fields["disk"] = .int(disk) }
-        for part in message.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+        let parts = message.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        if let first = parts.first, let amount = first.split(separator: " ").last, let unit = amount.last, let value = Double(amount.dropLast()) {
+            let scales: [Character: Double] = ["M": 1_048_576, "G": 1_073_741_824, "T": 1_099_511_627_776]
+            let scale = scales[unit] ?? 1
+            fields["bytes"] = .int64(Int64(value * scale))
+        }
+        for part in parts.dropFirst() {
             if part.hasSuffix("MiB/s"), let rate = Double(part.dropLast(6)) { fields["rate_mib_s"] = .double(rate) }
             else if part.hasSuffix("%"), let percent = Int(part.dropLast()) { fields["percent"] = .int(percent) }
+            else if part.hasPrefix("ETA ") {
+                var seconds = 0
+                for piece in part.dropFirst(4).split(separator: " ") {
+                    let number = Int(piece.dropLast()) ?? 0
+                    seconds += number * (["d": 86400, "h": 3600, "m": 60, "s": 1][piece.last ?? "s"] ?? 1)
+                }
+                fields["eta_seconds"] = .int(seconds)
+            }
         }
         return fields
     }

@@ -27,7 +27,7 @@ public struct RunRequest: Sendable {
         guard parallel >= 1 else { throw CoordinatorError.badRequest("'parallel' must be at least 1") }
         stateDir = top["state_dir"]?.stringValue
         let moveFields: Set<String> = ["instance", "dest_instance_name", "dest_primary_node", "dest_secondary_node", "dest_disk_template",
-                                       "iallocator", "compress", "keep_source_instance", "start", "hvparams", "beparams", "osparams", "net", "bwlimit"]
+                                       "iallocator", "compress", "keep_source_instance", "start", "hvparams", "beparams", "osparams", "net", "bwlimit", "timeout", "opportunistic_tries", "opportunistic_delay"]
         moves = try list.enumerated().map { index, entry in
             guard case .object(var fields) = entry else { throw CoordinatorError.badRequest("moves[\(index)] must be an object") }
             if let unknown = fields.keys.first(where: { !moveFields.contains($0) }) {

@@ -1,0 +1,88 @@
+import Foundation
+import MoveTrust
+
+/// `--preflight`: everything a move needs, checked before anything is shut down or created.
+extension Coordinator {
+    public struct Check: Sendable {
+        public let name: String
+        public let passed: Bool
+        public let detail: String
+    }
+
+    public func preflight(_ request: MoveRequest) async -> [Check] {
+        var checks: [Check] = []
+        func check(_ name: String, _ body: () async throws -> String) async -> Bool {
+            do {
+                checks.append(Check(name: name, passed: true, detail: try await body()))
+                return true
+            } catch {
+                checks.append(Check(name: name, passed: false, detail: "\(error)"))
+                return false
+            }
+        }
+        guard let source = try? RAPIClient(endpoint: request.source), let destination = try? RAPIClient(endpoint: request.destination) else {
+            return [Check(name: "clusters", passed: false, detail: "cannot read the CA files")]
+        }
+        defer { Task { await source.shutdown(); await destination.shutdown() } }
+        for (name, client) in [("source", source), ("destination", destination)] {
+            guard await check("\(name) reachable", {
+                do {
+                    return "RAPI version \(try await client.version())"
+                } catch let error as RAPIError where error.status == 401 || error.status == 403 {
+                    return "answers (it refused the credentials, see below)"
+                }
+            }) else { continue }
+            _ = await check("\(name) credentials") {
+                do {
+                    _ = try await client.waitForJobChange(0, previousInfo: nil, previousSerial: nil)
+                } catch let error as RAPIError where error.status == 401 || error.status == 403 {
+                    throw CoordinatorError(reason: "credentials", message: "refused (\(error.status)): check the user and its write access")
+                } catch is RAPIError {}
+                return "accepted for writing"
+            }
+        }
+        guard checks.allSatisfy(\.passed) else { return checks }
+        guard await check("instance on the source", {
+            let info = try await source.instance(request.instance)
+            return "\(request.instance) is \(info["status"]?.stringValue ?? "present")"
+        }) else { return checks }
+        var features: [String] = []
+        guard await check("destination features", {
+            features = try await destination.features()
+            guard features.contains("instance-create-reqv1") else { throw CoordinatorError(reason: "incompatible-destination", message: "no instance-create-reqv1") }
+            return features.joined(separator: ", ")
+        }) else { return checks }
+        /// The remote-import request, checked by the destination without creating anything.
+        func dryRun(_ prepared: JSONValue) async throws {
+            let info = try await source.pollJob(try await source.instanceInfo(request.instance))
+            var record = MoveRecord(id: "preflight", instance: request.instance, request: request.json, state: .sourcePrepared,
+                                    facts: ["spec": info[request.instance] ?? .null, "prepared": prepared], error: nil, reason: nil, created: 0, updated: 0)
+            if request.iallocator == nil && request.primaryNode == nil {
+                record.facts["iallocator"] = try await destination.info()["default_iallocator"] ?? .null
+            }
+            let steps = MoveSteps(coordinator: self, request: request, source: source, destination: destination)
+            _ = try await destination.pollJob(try await destination.createInstance(steps.createBody(record, features: features), dryRun: true))
+        }
+        // The shared secret, the name and the space: the destination checks a real request in
+        // dry-run mode, with a handshake and certificate the source made for it.
+        _ = await check("secret, name and space (destination dry run)") {
+            let prepared = try await source.pollJob(try await source.prepareExport(request.instance))
+            do {
+                try await dryRun(prepared)
+            } catch {
+                await discardKey(prepared, on: source)
+                throw error
+            }
+            await discardKey(prepared, on: source)
+            return "the destination accepts \(request.targetName): same cluster domain secret, name free, enough space"
+        }
+        return checks
+
+    }
+
+    /// Removes the key a preflight made on a gnt-move source (a Ganeti source keeps it until it expires).
+    func discardKey(_ prepared: JSONValue, on source: RAPIClient) async {
+        guard (try? await source.features())?.contains("gnt-move-stream-v1") == true, let key = prepared["x509_key_name"] else { return }
+        _ = try? await source.request(.PUT, "/2/gnt-move/discard-key", body: .object(["x509_key_name": key]))
+    }
+}
