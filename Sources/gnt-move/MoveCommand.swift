@@ -147,7 +147,7 @@ struct MoveCommand: AsyncParsableCommand {
                                               username: destUsername ?? srcUsername)
             destination.passwordFile = destPasswordFile ?? srcPasswordFile
             try destination.loadPassword()
-            let coordinator = Coordinator(store: try state.store(), emit: printer.print)
+            let coordinator = Coordinator(store: try state.store(), logger: Logger(label: "gnt-move.coordinator"), emit: printer.print)
             var requests: [MoveRequest] = []
             for instance in instances {
                 var request = MoveRequest(source: source, destination: destination, instance: instance)

@@ -10,9 +10,15 @@ public final class Coordinator: Sendable {
     let emit: @Sendable (MoveEvent) -> Void
     let logger: Logger
 
-    public init(store: MoveStore, logger: Logger = Logger(label: "gnt-move.coordinator"), emit: @escaping @Sendable (MoveEvent) -> Void) {
+    /// Without a logger, only warnings are logged (the events already tell the story); the CLI
+    /// passes one set up by `--verbose`/`--debug`.
+    public init(store: MoveStore, logger: Logger? = nil, emit: @escaping @Sendable (MoveEvent) -> Void) {
         self.store = store
-        self.logger = logger
+        self.logger = logger ?? {
+            var quiet = Logger(label: "gnt-move.coordinator")
+            quiet.logLevel = .warning
+            return quiet
+        }()
         self.emit = emit
     }
 
