@@ -156,6 +156,5 @@ final class AgentRefusalTests: XCTestCase {
         } catch let error as RAPIError { XCTAssertEqual(error.status, 404) }
         XCTAssertEqual(destination.keyNames, [], "its key too")
         XCTAssertFalse(FileManager.default.fileExists(atPath: destination.dir + "/disks/vm1-copy.disk0"))
-        _ = dst
     }
 }

@@ -53,7 +53,8 @@ final class TamperingTests: XCTestCase {
         let left = try await destination.client().request(.GET, "/2/instances")
         XCTAssertEqual(left, .array([]))
         XCTAssertFalse(FileManager.default.fileExists(atPath: destination.dir + "/disks/vm.disk0"))
-        _ = (sourceProxy, destinationProxy)
+        // The proxies must outlive the move, which runs after their last use above.
+        withExtendedLifetime((sourceProxy, destinationProxy)) {}
         return last
     }
 

@@ -82,7 +82,6 @@ struct V1StreamImporter {
     private func pipeline(link: V1Connection, sink: BlockSink, from start: Int64, size: Int64,
                           digest: inout DiskDigest, journal: TransferJournal?) throws -> V1FrameHeader {
         let failure = PipelineFailure()
-        let header = V1FrameHeader.size
         let receivePool = BufferPool(buffers: StreamSettings.buffersPerStage + 2, capacity: V1Protocol.maxPayload)
         let decodedPool = BufferPool(buffers: StreamSettings.buffersPerStage + 2, capacity: V1Protocol.chunkSize)
         let receiveQueue = BlockingQueue<ChunkBuffer>(capacity: StreamSettings.buffersPerStage)
@@ -196,7 +195,6 @@ struct V1StreamImporter {
         guard endHeader.length == UInt64(size) else {
             throw BlockStreamError(.protocolError, "gnt-move/1: END announces \(endHeader.length) bytes, HELLO \(size)")
         }
-        _ = header
         return endHeader
     }
 
