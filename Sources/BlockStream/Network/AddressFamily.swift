@@ -36,7 +36,8 @@ enum TransferSocket {
             }
         }
         guard result == 0 else { return "unknown peer" }
-        let h = String(cString: host), s = String(cString: service)
+        func text(_ chars: [CChar]) -> String { String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+        let h = text(host), s = text(service)
         return storage.ss_family == sa_family_t(AF_INET6) ? "[\(h)]:\(s)" : "\(h):\(s)"
     }
 }

@@ -27,7 +27,7 @@ final class DiskTransferProcess: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         try Data(try peerCertificate.canonicalPEM().utf8).write(to: URL(fileURLWithPath: folder + "/ca"))
         let logPath = folder + "/log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         let daemon = [executable, "import-export", statusPath, mode, "--ca", folder + "/ca"] + arguments
         if let osScript {
