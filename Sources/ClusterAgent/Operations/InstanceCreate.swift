@@ -145,21 +145,13 @@ extension ClusterAgentService {
             let magicBase = ImportExportMagic.generateBase()
             for (index, disk) in spec.disks.enumerated() {
                 let magic = ImportExportMagic.compute(base: magicBase, instanceName: name, index: index)
-                var arguments = ["--key", key.keyPath, "--cert", key.certificatePath, "--magic", magic, "--compress", compress,
+                let access = osScripts.diskAccess(mode: "import", folder: osFolder, spec: spec, diskPaths: record.diskPaths, index: index)
+                let arguments = ["--key", key.keyPath, "--cert", key.certificatePath, "--magic", magic, "--compress", compress,
                                  "--connect-timeout", String(config.importConnectTimeout), "--expected-size", String(disk.size),
-                                 "--bind", config.bindAddress == "0.0.0.0" ? config.dataAddress : config.bindAddress]
-                var script: DiskTransferProcess.OSScript?
-                if let osFolder {
-                    var environment = osScripts.environment(spec: spec, diskPaths: record.diskPaths)
-                    environment["IMPORT_DEVICE"] = record.diskPaths[index]
-                    environment["IMPORT_INDEX"] = String(index)
-                    script = .init(folder: osFolder, environment: environment)
-                } else {
-                    arguments += ["--dest", record.diskPaths[index]]
-                }
+                                 "--bind", config.bindAddress == "0.0.0.0" ? config.dataAddress : config.bindAddress] + access.arguments
                 daemons.append(try DiskTransferProcess(
                     executable: importExportExecutable, mode: "import", index: index, baseFolder: paths.importExport,
-                    peerCertificate: sourceCertificate, arguments: arguments, osScript: script))
+                    peerCertificate: sourceCertificate, arguments: arguments, osScript: access.script))
             }
             let ports = try await TransferMonitor(context: context, daemons: daemons, direction: "receiving").waitListening(timeout: 10)
             for daemon in daemons { context.log("Disk \(daemon.index) is now listening") }

@@ -44,6 +44,25 @@ struct OSScripts {
         return folder
     }
 
+    /// How one disk's daemon reaches the disk: through the OS's `import`/`export` script when the
+    /// instance has an OS (`folder`), with Ganeti's IMPORT_*/EXPORT_* variables; otherwise the
+    /// daemon reads or writes the disk itself (`--source`/`--dest`).
+    func diskAccess(mode: String, folder: String?, spec: InstanceSpec, diskPaths: [String], index: Int)
+        -> (script: DiskTransferProcess.OSScript?, arguments: [String]) {
+        let path = diskPaths[index]
+        guard let folder else { return (nil, [mode == "export" ? "--source" : "--dest", path]) }
+        var environment = self.environment(spec: spec, diskPaths: diskPaths)
+        if mode == "export" {
+            environment["EXPORT_DEVICE"] = path
+            environment["EXPORT_DISK_PATH"] = path
+            environment["EXPORT_INDEX"] = String(index)
+        } else {
+            environment["IMPORT_DEVICE"] = path
+            environment["IMPORT_INDEX"] = String(index)
+        }
+        return (.init(folder: folder, environment: environment), [])
+    }
+
     func renameIfNeeded(spec: InstanceSpec, oldName: String, diskPaths: [String], context: JobContext) async throws {
         guard spec.name != oldName, let os = spec.os else { return }
         guard let folder = folder(for: os) else {

@@ -46,25 +46,17 @@ extension ClusterAgentService {
         var daemons: [DiskTransferProcess] = []
         for (index, destination) in destinations.enumerated() {
             context.log("Sending disk \(index) to \(destination.host):\(destination.port)")
-            var arguments = ["--key", keyStore.keyPath(keyName), "--cert", keyStore.certificatePath(keyName),
+            let access = osScripts.diskAccess(mode: "export", folder: osFolder, spec: record.spec, diskPaths: record.diskPaths, index: index)
+            let arguments = ["--key", keyStore.keyPath(keyName), "--cert", keyStore.certificatePath(keyName),
                              "--host", destination.host, "--port", String(destination.port), "--magic", destination.magic,
                              "--compress", compress, "--connect-timeout", "20", "--connect-retries", "10",
                              "--expected-size", String(record.spec.disks[index].size)]
                 + (NetworkNames.isIPv6(destination.host) ? ["--ipv6"] : [])
                 + (body["gnt_move_bwlimit"]?.integerValue.map { ["--bwlimit", String($0)] } ?? [])
-            var script: DiskTransferProcess.OSScript?
-            if let osFolder {
-                var environment = osScripts.environment(spec: record.spec, diskPaths: record.diskPaths)
-                environment["EXPORT_DEVICE"] = record.diskPaths[index]
-                environment["EXPORT_DISK_PATH"] = record.diskPaths[index]
-                environment["EXPORT_INDEX"] = String(index)
-                script = .init(folder: osFolder, environment: environment)
-            } else {
-                arguments += ["--source", record.diskPaths[index]]
-            }
+                + access.arguments
             daemons.append(try DiskTransferProcess(
                 executable: importExportExecutable, mode: "export", index: index, baseFolder: paths.importExport,
-                peerCertificate: destinationCertificate, arguments: arguments, osScript: script))
+                peerCertificate: destinationCertificate, arguments: arguments, osScript: access.script))
         }
         let results = await TransferMonitor(context: context, daemons: daemons, direction: "sending").follow()
         let allDone = results.allSatisfy { $0 }
