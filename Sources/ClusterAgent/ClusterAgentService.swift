@@ -68,6 +68,8 @@ public final class ClusterAgentService: Sendable {
             "default_hypervisor": .string(config.hypervisor),
             "enabled_disk_templates": .array(config.enabledDiskTemplates.map(JSONValue.string)),
             "software_version": .string("gnt-move 0.1 (Ganeti RAPI 2 compatible)"),
+            "gnt_move_hypervisor_driver": .string(config.hypervisorDriver == "fake"
+                ? "fake: demos and tests only, instances are records and no VM runs" : config.hypervisorDriver),
             "protocol_version": .int(3_000_000),
             "os_api_version": .int(20),
             "export_version": .int(0),
@@ -90,20 +92,28 @@ public final class ClusterAgentService: Sendable {
     }
 
     /// `OpBackupPrepare` (remote): a fresh key and certificate for this move, and the signed
-    /// handshake, key name and certificate. gnt-move adds the signed instance spec.
-    public func submitPrepareExport(_ name: String, mode: String) throws -> Int64 {
+    /// handshake, key name and certificate. gnt-move adds the signed instance spec when the
+    /// third party names the destination cluster (`gnt_move_destination_cluster`), bound to it,
+    /// to this move's key and certificate, and to the certificate's expiry.
+    public func submitPrepareExport(_ name: String, mode: String, destinationCluster: String? = nil) throws -> Int64 {
+        if let destinationCluster { try SpecValidation.name(destinationCluster, .hostname, "gnt_move_destination_cluster") }
         try jobs.submit(op: .object(["OP_ID": .string("OP_BACKUP_PREPARE"), "instance_name": .string(name), "mode": .string(mode)]),
                         summary: "BACKUP_PREPARE(\(name))") { [self] context in
             let record = try instance(name)
             guard mode == "remote" else { return .null }
             context.log("Generating X509 certificate on \(config.nodeName)")
             let key = try keyStore.create(secret: secret)
-            return .object([
+            var result: [String: JSONValue] = [
                 "handshake": ExportHandshake.make(secret: secret),
                 "x509_key_name": key.signedName,
                 "x509_ca": .string(key.signedCertificate),
-                "gnt_move_signed_spec": SignedInstanceSpec.sign(record.spec, cluster: config.clusterName, keyName: key.name, secret: secret),
-            ])
+            ]
+            if let destinationCluster {
+                let binding = SignedInstanceSpec.Binding(sourceCluster: config.clusterName, destinationCluster: destinationCluster, keyName: key.name,
+                                                         certificateSHA256: key.certificate.sha256Fingerprint, expires: key.certificate.notAfter)
+                result["gnt_move_signed_spec"] = SignedInstanceSpec.sign(record.spec, binding: binding, secret: secret)
+            }
+            return .object(result)
         }
     }
 
@@ -146,6 +156,21 @@ public final class ClusterAgentService: Sendable {
         try database.update(name) { $0.adminState = "down" }
     }
 
+    /// Waits until the driver confirms the instance is off (a disk is read only then), polling
+    /// its status up to the configured stop timeout.
+    func confirmOff(_ name: String, timeout: Double, context: JobContext?) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        var delay: UInt64 = 50_000_000
+        while isRunning(try instance(name)) {
+            guard Date() < deadline else {
+                throw AgentError.wrongState("Instance '\(name)' is still running \(Int(timeout)) s after it was asked to stop; its disks were not read (stopTimeout in agent.json)")
+            }
+            try await Task.sleep(nanoseconds: delay)
+            delay = min(delay * 2, 1_000_000_000)
+        }
+        context?.log("Instance \(name) is confirmed off")
+    }
+
     /// Stops the instance, deletes its disks (files the agent holds; adopted block devices are
     /// only forgotten) and its record.
     func remove(_ name: String, context: JobContext?) throws {
@@ -163,11 +188,15 @@ public final class ClusterAgentService: Sendable {
         try database.deleteInstance(name)
     }
 
-    /// `gnt-move agent add-instance`: adopts existing images or devices as a new instance.
+    /// `gnt-move agent add-instance`: adopts existing images or devices as a new instance. A disk
+    /// that another instance already holds (the same file or device, by any path) is refused:
+    /// removing one instance would destroy the other's disk.
     public func adopt(spec: InstanceSpec, diskPaths: [String], running: Bool) throws {
         guard diskPaths.count == spec.disks.count else {
             throw AgentError.wrongInput("\(spec.disks.count) disk sizes for \(diskPaths.count) disk paths")
         }
+        try SpecValidation.check(spec)
+        try DiskOwnership.checkUnowned(diskPaths, instances: try database.instances())
         try database.insert(InstanceRecord(spec: spec, diskPaths: diskPaths, adminState: running ? "up" : "down"))
         if running { try hypervisor.start(spec.name) }
     }

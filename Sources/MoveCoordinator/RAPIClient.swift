@@ -137,8 +137,12 @@ public final class RAPIClient: Sendable {
     public func instanceInfo(_ name: String) async throws -> Int64 {
         try Self.jobId(try await request(.GET, "/2/instances/\(name)/info", query: ["static": "1"]))
     }
-    public func prepareExport(_ name: String) async throws -> Int64 {
-        try Self.jobId(try await request(.PUT, "/2/instances/\(name)/prepare-export", query: ["mode": "remote"]))
+    /// `destinationCluster` (a gnt-move extension, for gnt-move sources only) binds the signed
+    /// instance spec to the cluster the move goes to.
+    public func prepareExport(_ name: String, destinationCluster: String? = nil) async throws -> Int64 {
+        var query = ["mode": "remote"]
+        if let destinationCluster { query["gnt_move_destination_cluster"] = destinationCluster }
+        return try Self.jobId(try await request(.PUT, "/2/instances/\(name)/prepare-export", query: query))
     }
     public func createInstance(_ body: JSONValue, dryRun: Bool = false) async throws -> Int64 {
         try Self.jobId(try await request(.POST, "/2/instances", query: dryRun ? ["dry-run": "1"] : [:], body: body))

@@ -44,7 +44,7 @@ public struct Demo {
         var endpoints: [ClusterEndpoint] = []
         for name in ["alpha", "beta"] {
             let port = try TCPListener(bind: "127.0.0.1", port: 0, family: .ipv4).port
-            var options = AgentInitializer.Options(clusterName: name)
+            var options = AgentInitializer.Options(clusterName: name, hypervisorDriver: "fake")
             options.port = port
             options.bind = "127.0.0.1"
             options.dataAddress = "127.0.0.1"

@@ -30,6 +30,9 @@ public struct InstanceSpec: Sendable, Equatable {
 
         static let fields = ["name", "mac", "ip", "mode", "link", "vlan", "network"]
         var values: [String?] { [name, mac, ip, mode, link, vlan, network] }
+        /// The field names and values, in the same order.
+        public static var fieldNames: [String] { fields }
+        public var fieldValues: [String?] { values }
     }
 
     public var name: String

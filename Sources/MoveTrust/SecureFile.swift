@@ -10,6 +10,15 @@ public enum SecureFile {
         public let description: String
     }
 
+    /// Makes `path` exist with `mode` (0600 for a database holding job bodies) before a library
+    /// opens it, and tightens the mode of an existing file. Its SQLite journals inherit the mode.
+    public static func prepareRestricted(_ path: String, mode: mode_t = 0o600) throws(WriteError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw WriteError(description: "\(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard fchmod(fd, mode) == 0 else { throw WriteError(description: "\(path): \(String(cString: strerror(errno)))") }
+    }
+
     /// Writes `contents` to `path` with `mode`. Without `replace`, fails if `path` exists
     /// (O_EXCL). With `replace`, writes a temporary file beside it and renames it into place.
     public static func write(contents: [UInt8], to path: String, mode: mode_t, replace: Bool) throws(WriteError) {

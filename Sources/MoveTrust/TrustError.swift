@@ -2,7 +2,7 @@
 /// names what failed; `ecode` is the Ganeti error code a RAPI server reports for it.
 public struct TrustError: Error, CustomStringConvertible, Sendable, Equatable {
     public enum Kind: String, Sendable {
-        case secret, certificate, signature, handshake, keyName, diskInfo, magic, spec, keyStore
+        case secret, certificate, signature, handshake, keyName, diskInfo, magic, spec, keyStore, name
     }
 
     public let kind: Kind

@@ -23,9 +23,28 @@ struct AgentCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("Use this cluster domain secret instead of making one.", valueName: "FILE")) var secret: String?
         @Option(help: "RAPI user with write access (default: 'gnt-move' with a generated password in DIR/password).") var user: String?
         @Option(name: .customLong("password-file"), help: ArgumentHelp("The user's password.", valueName: "FILE")) var passwordFile: String?
+        @Option(name: .customLong("hypervisor-driver"),
+                help: ArgumentHelp("How instances are started and stopped: 'command' (the --start/--stop/--status-command) or 'fake' (demos and tests: no VM runs).",
+                                   valueName: "fake|command"))
+        var hypervisorDriver: String
+        @Option(name: .customLong("start-command"), help: "command driver: starts an instance (%s is its name).") var startCommand: String?
+        @Option(name: .customLong("stop-command"), help: "command driver: stops an instance (%s is its name).") var stopCommand: String?
+        @Option(name: .customLong("status-command"), help: "command driver: exits 0 only while the instance runs (%s is its name).") var statusCommand: String?
+        @Flag(name: .customLong("require-signed-spec"), help: "Refuse remote imports without a signed instance spec (every source is a gnt-move agent).")
+        var requireSignedSpec = false
+
+        func validate() throws {
+            guard AgentConfig.hypervisorDrivers.contains(hypervisorDriver) else {
+                throw ValidationError("--hypervisor-driver must be one of \(AgentConfig.hypervisorDrivers.joined(separator: ", ")), not '\(hypervisorDriver)'")
+            }
+        }
 
         func execute() throws {
-            var options = AgentInitializer.Options(clusterName: clusterName)
+            var options = AgentInitializer.Options(clusterName: clusterName, hypervisorDriver: hypervisorDriver)
+            options.startCommand = startCommand
+            options.stopCommand = stopCommand
+            options.statusCommand = statusCommand
+            options.requireSignedSpec = requireSignedSpec
             options.port = port
             options.bind = bind
             options.dataAddress = dataAddress

@@ -1,5 +1,6 @@
 import ArgumentParser
 import MoveCoordinator
+import OpenSSLSupport
 
 struct SpecCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,10 +10,13 @@ struct SpecCommand: ParsableCommand {
 
     struct Sign: ReportingCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Sign an instance spec, binding it to the source cluster and the move's source key name.")
+            abstract: "Sign an instance spec, binding it to both clusters, the move's source key and certificate, and an expiry.")
         @OptionGroup var secret: SecretOption
         @Option(name: .long, help: "Source cluster name.") var cluster: String
+        @Option(name: .customLong("destination-cluster"), help: "The destination cluster's name.") var destinationCluster: String
         @Option(name: .customLong("key-name"), help: "The move's source X509 key name.") var keyName: String
+        @Option(name: .long, help: ArgumentHelp("The move's source certificate (PEM).", valueName: "FILE")) var cert: String
+        @Option(name: .long, help: "Seconds the signature stays valid.") var validity: Int64 = 86400
         @Option(name: .long, help: "Salt (default: 16 random hex characters).") var salt: String?
         @Argument(help: "Instance spec JSON file, or - for stdin.") var spec: String
 
@@ -23,7 +27,9 @@ struct SpecCommand: ParsableCommand {
             do { parsed = try InstanceSpec(json: try JSONValue(parsing: text)) } catch {
                 throw CLIError("\(spec): \(error)")
             }
-            Console.json(SignedInstanceSpec.sign(parsed, cluster: cluster, keyName: keyName, secret: cds, salt: salt ?? Salt.generate()))
+            let binding = SignedInstanceSpec.Binding(sourceCluster: cluster, destinationCluster: destinationCluster, keyName: keyName,
+                                                     certificateSHA256: try CertificateFile.sha256(cert), expires: UnixTime.now() + validity)
+            Console.json(SignedInstanceSpec.sign(parsed, binding: binding, secret: cds, salt: salt ?? Salt.generate()))
         }
     }
 
@@ -32,19 +38,34 @@ struct SpecCommand: ParsableCommand {
             abstract: "Verify a signed instance spec; prints the spec or exits 1 with the reason.")
         @OptionGroup var secret: SecretOption
         @Option(name: .long, help: "Require this source cluster name.") var cluster: String?
+        @Option(name: .customLong("destination-cluster"), help: "Require this destination cluster name.") var destinationCluster: String?
         @Option(name: .customLong("key-name"), help: "Require this source key name.") var keyName: String?
+        @Option(name: .long, help: ArgumentHelp("Require this source certificate (PEM).", valueName: "FILE")) var cert: String?
         @Argument(help: "Signed spec file, or - for stdin.") var signed: String
 
         func execute() throws {
             let cds = try secret.load()
             let text = try InputText.file(signed, what: "signed instance spec")
             do {
-                let verified = try SignedInstanceSpec.verify(try JSONValue(parsing: text), secret: cds,
-                                                             expectedCluster: cluster, expectedKeyName: keyName)
+                let expected = SignedInstanceSpec.Expectation(sourceCluster: cluster, destinationCluster: destinationCluster, keyName: keyName,
+                                                              certificateSHA256: try cert.map(CertificateFile.sha256))
+                let verified = try SignedInstanceSpec.verify(try JSONValue(parsing: text), secret: cds, expecting: expected)
                 Console.json(verified.spec.json)
             } catch {
                 throw CLIError("\(signed): \(error)")
             }
+        }
+    }
+}
+
+/// A PEM certificate file's SHA-256 fingerprint, for the spec's binding.
+enum CertificateFile {
+    static func sha256(_ path: String) throws -> String {
+        let text = try InputText.file(path, what: "certificate")
+        do {
+            return try X509Certificate(pem: text).sha256Fingerprint
+        } catch {
+            throw CLIError("\(path): not a PEM certificate: \(error)")
         }
     }
 }

@@ -149,15 +149,21 @@ final class TrustCommandTests: XCTestCase {
         let folder = TemporaryDirectory("cli")
         let secret = certs + "/test-secret"
         let spec = folder.write("spec.json", #"{"name":"web1","disk_template":"plain","hypervisor":"kvm","os":null,"disks":[{"size":1024,"mode":"rw","name":null}],"nics":[],"beparams":{"memory":512},"hvparams":{},"osparams":{},"tags":["a"]}"#)
-        let signed = try gntMove("spec", "sign", "--secret", secret, "--cluster", "cluster-a", "--key-name", "x509-k", spec)
+        let cert = certs + "/test-a.pem"
+        let signed = try gntMove("spec", "sign", "--secret", secret, "--cluster", "cluster-a", "--destination-cluster", "cluster-b",
+                                 "--key-name", "x509-k", "--cert", cert, spec)
         XCTAssertEqual(signed.status, 0, signed.stderr)
         let signedFile = folder.write("signed.json", signed.stdout)
-        let verified = try gntMove("spec", "verify", "--secret", secret, "--cluster", "cluster-a", "--key-name", "x509-k", signedFile)
+        let verified = try gntMove("spec", "verify", "--secret", secret, "--cluster", "cluster-a", "--destination-cluster", "cluster-b",
+                                   "--key-name", "x509-k", "--cert", cert, signedFile)
         XCTAssertEqual(verified.status, 0, verified.stderr)
         XCTAssertEqual(try JSONValue(parsing: verified.stdout)["name"]?.stringValue, "web1")
         let tampered = folder.write("tampered.json", signed.stdout.replacingOccurrences(of: #""memory":512"#, with: #""memory":4096"#))
         let refused = try gntMove("spec", "verify", "--secret", secret, tampered)
         XCTAssertEqual(refused.status, 1)
         XCTAssertTrue(refused.stderr.contains("instance spec signature is invalid"), refused.stderr)
+        let otherDestination = try gntMove("spec", "verify", "--secret", secret, "--destination-cluster", "cluster-c", signedFile)
+        XCTAssertEqual(otherDestination.status, 1)
+        XCTAssertTrue(otherDestination.stderr.contains("bound to destination cluster 'cluster-b'"), otherDestination.stderr)
     }
 }

@@ -28,7 +28,7 @@ final class AgentRefusalTests: XCTestCase {
     /// A remote-import request as move-instance builds it, from a fresh prepare-export.
     func importRequest(name: String = "vm1") async throws -> (JSONValue, JSONValue) {
         let src = try source.client()
-        let prepared = try await src.pollJob(try await src.prepareExport("vm1"))
+        let prepared = try await src.pollJob(try await src.prepareExport("vm1", destinationCluster: "cluster-b"))
         let body: JSONValue = .object([
             "__version__": .int(1), "mode": .string("remote-import"), "name": .string(name), "disk_template": .string("file"),
             "disks": .array([.object(["size": .int(3), "mode": .string("rw"), "name": .string("None")])]),
@@ -59,15 +59,20 @@ final class AgentRefusalTests: XCTestCase {
 
     func testDestinationRefusals() async throws {
         let (body, _) = try await importRequest()
-        try await assertCreateRefused(changed(body, "disk_template", .string("drbd")), ecode: "wrong_input", containing: "Disk template 'drbd' is not enabled")
-        try await assertCreateRefused(changed(body, "hypervisor", .string("xen-pvm")), ecode: "wrong_input", containing: "hypervisor (xen-pvm) not enabled")
-        try await assertCreateRefused(changed(body, "disks", .array([.object(["size": .int(1 << 40), "mode": .string("rw")])])),
+        // With the signed spec, a field that contradicts it is refused naming the field.
+        try await assertCreateRefused(changed(body, "disk_template", .string("drbd")), ecode: "wrong_input", containing: "disk_template: the request asks for \"drbd\"")
+        try await assertCreateRefused(changed(body, "hypervisor", .string("xen-pvm")), ecode: "wrong_input", containing: "hypervisor: the request asks for \"xen-pvm\"")
+        // Without it (a Ganeti source), the request's own fields are checked.
+        let unsigned = changed(body, "gnt_move_signed_spec", .null)
+        try await assertCreateRefused(changed(unsigned, "disk_template", .string("drbd")), ecode: "wrong_input", containing: "Disk template 'drbd' is not enabled")
+        try await assertCreateRefused(changed(unsigned, "hypervisor", .string("xen-pvm")), ecode: "wrong_input", containing: "hypervisor (xen-pvm) not enabled")
+        try await assertCreateRefused(changed(unsigned, "disks", .array([.object(["size": .int(1 << 40), "mode": .string("rw")])])),
                                       ecode: "insufficient_resources", containing: "Not enough disk space")
         try await assertCreateRefused(changed(body, "source_handshake", .array([.int(0), .string("0000"), .string("salt")])),
                                       ecode: "wrong_input", containing: "Hash didn't match")
         // The signed spec says 3 MiB; a relay that asks for 4 is refused.
         try await assertCreateRefused(changed(body, "disks", .array([.object(["size": .int(4), "mode": .string("rw")])])),
-                                      ecode: "wrong_input", containing: "differ from the signed spec")
+                                      ecode: "wrong_input", containing: "disks[0].size: the request asks for 4 MiB")
         guard case .object(var signed)? = body["gnt_move_signed_spec"], case .object(var spec)? = signed["spec"] else { return XCTFail() }
         spec["hypervisor"] = .string("lxc")
         signed["spec"] = .object(spec)
@@ -77,7 +82,9 @@ final class AgentRefusalTests: XCTestCase {
         let image = folder.file("taken.img")
         try TestData.writeMixed(image, size: 1 << 20)
         try destination.addInstance("taken", disks: [image])
-        try await assertCreateRefused(changed(body, "name", .string("taken")), ecode: "already_exists", containing: "already in the cluster")
+        try await assertCreateRefused(changed(body, "name", .string("taken")), ecode: "wrong_input", containing: "no name override is declared")
+        try await assertCreateRefused(changed(changed(body, "name", .string("taken")), "gnt_move_overrides", .object(["name": .string("taken")])),
+                                      ecode: "already_exists", containing: "already in the cluster")
         let instances = try await destination.client().request(.GET, "/2/instances")
         XCTAssertEqual(instances.arrayValue?.count, 1, "nothing but 'taken' was created")
         XCTAssertEqual(destination.keyNames, [])

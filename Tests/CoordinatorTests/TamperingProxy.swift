@@ -87,8 +87,15 @@ enum Tamper {
     }
 
     static func field(_ body: JSONValue, _ key: String, _ value: (JSONValue) -> JSONValue) -> JSONValue {
-        guard case .object(var fields) = body, let current = fields[key] else { return body }
-        fields[key] = value(current)
+        guard case .object(var fields) = body else { return body }
+        fields[key] = value(fields[key] ?? .null)
+        return .object(fields)
+    }
+
+    /// `object[key] = value`, for an object or null.
+    static func set(_ object: JSONValue, _ key: String, _ value: JSONValue) -> JSONValue {
+        var fields = object.objectValue ?? [:]
+        fields[key] = value
         return .object(fields)
     }
 }

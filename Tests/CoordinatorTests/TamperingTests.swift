@@ -33,6 +33,7 @@ final class TamperingTests: XCTestCase {
     func moveThrough(source sourceRewrite: (TamperingProxy.Rewrite, TamperingProxy.Rewrite)? = nil,
                      destination destinationRewrite: (TamperingProxy.Rewrite, TamperingProxy.Rewrite)? = nil) async throws -> JSONValue {
         let identity: TamperingProxy.Rewrite = { _, _, body in body }
+        let before = try await SystemSnapshot.take([source, destination], folder: folder)
         let sourceProxy = try TamperingProxy(target: endpoint(source), folder: folder, name: "src",
                                              requestRewrite: sourceRewrite?.0 ?? identity, responseRewrite: sourceRewrite?.1 ?? identity)
         let destinationProxy = try TamperingProxy(target: endpoint(destination), folder: folder, name: "dst",
@@ -53,6 +54,10 @@ final class TamperingTests: XCTestCase {
         let left = try await destination.client().request(.GET, "/2/instances")
         XCTAssertEqual(left, .array([]))
         XCTAssertFalse(FileManager.default.fileExists(atPath: destination.dir + "/disks/vm.disk0"))
+        // Everything as before on both sides, and no key left.
+        XCTAssertTrue(waitFor(timeout: 30) { self.source.keyNames.isEmpty && self.destination.keyNames.isEmpty },
+                      "keys left: \(source.keyNames + destination.keyNames)")
+        try await SystemSnapshot.take([source, destination], folder: folder).assertSame(as: before, "tampered relay")
         // The proxies must outlive the move, which runs after their last use above.
         withExtendedLifetime((sourceProxy, destinationProxy)) {}
         return last
@@ -103,5 +108,72 @@ final class TamperingTests: XCTestCase {
             }
         }, { _, _, body in body }))
         XCTAssertEqual(failure["message"]?.stringValue?.contains("HMAC for X509 key name is wrong"), true, failure.serialized)
+    }
+
+    /// Every field of the remote-import request, signed or not, altered by the relay without
+    /// declaring an override: each is refused before anything is created, naming the field.
+    func testEveryAlteredCreateFieldIsRefusedNamingIt() async throws {
+        let cases: [(String, @Sendable (JSONValue) -> JSONValue, String)] = [
+            ("source_handshake", { _ in .array([.int(0), .string("0000"), .string("abcd")]) }, "Hash didn't match"),
+            ("source_x509_ca", { value in .string((value.stringValue ?? "").replacingOccurrences(of: "MII", with: "MIJ")) }, "X509 certificate"),
+            ("source_instance_name", { _ in .string("other-vm") }, "source_instance_name"),
+            ("name", { _ in .string("vm-renamed") }, "no name override is declared"),
+            ("beparams", { value in Tamper.set(value, "maxmem", .int(65536)) }, "beparams.maxmem"),
+            ("hvparams", { value in Tamper.set(value, "kernel_path", .string("/boot/evil")) }, "hvparams.kernel_path"),
+            ("osparams", { value in Tamper.set(value, "root_password", .string("x")) }, "osparams.root_password"),
+            ("os", { _ in .string("debootstrap") }, "os: the request asks for"),
+            ("disk_template", { _ in .string("plain") }, "disk_template: the request asks for"),
+            ("tags", { _ in .array([.string("evil")]) }, "tags: the request asks for"),
+            ("disks", { _ in .array([.object(["size": .int(4), "mode": .string("rw"), "name": .string("None")])]) }, "disks[0].size"),
+            ("nics", { _ in .array([.object(["link": .string("br-evil"), "mode": .string("bridged")])]) }, "nics: the request asks for 1"),
+            ("gnt_move_overrides", { _ in .object(["hvparams": .object(["kernel_path": .string("/boot/evil")])]) }, "gnt_move_overrides.hvparams"),
+        ]
+        for (field, change, text) in cases {
+            let failure = try await moveThrough(destination: ({ method, path, body in
+                guard method == "POST", path == "/2/instances" else { return body }
+                return Tamper.field(body, field, change)
+            }, { _, _, body in body }))
+            XCTAssertTrue(failure["message"]?.stringValue?.contains(text) == true, "\(field): \(failure.serialized)")
+        }
+    }
+
+    /// The export request's relayed fields: the destination's certificate and each disk's host,
+    /// port and magic are signed by the destination; altering any is refused by the source.
+    func testEveryAlteredExportFieldIsRefusedNamingIt() async throws {
+        let diskCases: [(Int, JSONValue, String)] = [(0, .string("127.0.0.2"), "host"), (2, .string("0000"), "magic")]
+        for (position, value, label) in diskCases {
+            let failure = try await moveThrough(source: ({ method, path, body in
+                guard method == "PUT", path.hasSuffix("/export") else { return body }
+                return Tamper.field(body, "destination") { disks in
+                    guard case .array(var list) = disks, case .array(var first)? = list.first, first.count > position else { return disks }
+                    first[position] = value
+                    list[0] = .array(first)
+                    return .array(list)
+                }
+            }, { _, _, body in body }))
+            XCTAssertEqual(failure["message"]?.stringValue?.contains("Target info for disk 0: HMAC is wrong"), true, "\(label): \(failure.serialized)")
+        }
+        let certificate = try await moveThrough(source: ({ method, path, body in
+            guard method == "PUT", path.hasSuffix("/export") else { return body }
+            return Tamper.field(body, "destination_x509_ca") { .string(($0.stringValue ?? "").replacingOccurrences(of: "MII", with: "MIJ")) }
+        }, { _, _, body in body }))
+        XCTAssertTrue(certificate["message"]?.stringValue?.contains("X509 certificate") == true, certificate.serialized)
+    }
+
+    /// A relay that drops the signed spec (so that the unsigned fields would count) is refused
+    /// by a destination that requires signed specs.
+    func testDroppedSpecIsRefusedWhereSignedSpecsAreRequired() async throws {
+        destination.stop()
+        let configPath = destination.dir + "/agent.json"
+        var config = try XCTUnwrap(try JSONValue(parsing: String(contentsOfFile: configPath, encoding: .utf8)).objectValue)
+        config["requireSignedSpec"] = .bool(true)
+        try JSONValue.object(config).serialized.write(toFile: configPath, atomically: true, encoding: .utf8)
+        try destination.start()
+        let failure = try await moveThrough(destination: ({ method, path, body in
+            guard method == "POST", path == "/2/instances", case .object(var fields) = body else { return body }
+            fields.removeValue(forKey: "gnt_move_signed_spec")
+            return .object(fields)
+        }, { _, _, body in body }))
+        XCTAssertTrue(failure["message"]?.stringValue?.contains("requires a signed instance spec") == true, failure.serialized)
     }
 }

@@ -10,13 +10,16 @@ final class SignedInstanceSpecTests: XCTestCase {
         os: "debootstrap+default", hypervisor: "kvm",
         beparams: ["memory": .int(2048), "vcpus": .int(2)], hvparams: ["kernel_path": .string("")],
         osparams: ["dhcp": .string("yes")], tags: ["web", "prod"])
+    let binding = SignedInstanceSpec.Binding(sourceCluster: "cluster-a", destinationCluster: "cluster-b", keyName: "x509-k",
+                                             certificateSHA256: String(repeating: "ab", count: 32), expires: UnixTime.now() + 3600)
 
     func testRoundTrip() throws {
-        let signed = SignedInstanceSpec.sign(spec, cluster: "cluster-a", keyName: "x509-k", secret: cds)
+        let signed = SignedInstanceSpec.sign(spec, binding: binding, secret: cds)
         let reparsed = try JSONValue(parsing: signed.serialized)
-        let verified = try SignedInstanceSpec.verify(reparsed, secret: cds, expectedCluster: "cluster-a", expectedKeyName: "x509-k")
+        let verified = try SignedInstanceSpec.verify(reparsed, secret: cds, expecting: .init(
+            sourceCluster: "cluster-a", destinationCluster: "cluster-b", keyName: "x509-k", certificateSHA256: binding.certificateSHA256))
         XCTAssertEqual(verified.spec, spec)
-        XCTAssertEqual(verified.sourceCluster, "cluster-a")
+        XCTAssertEqual(verified.binding, binding)
     }
 
     func testCanonicalEncodingIsStable() throws {
@@ -27,7 +30,7 @@ final class SignedInstanceSpecTests: XCTestCase {
     }
 
     func testEveryChangedFieldIsRefused() throws {
-        let signed = SignedInstanceSpec.sign(spec, cluster: "cluster-a", keyName: "x509-k", secret: cds)
+        let signed = SignedInstanceSpec.sign(spec, binding: binding, secret: cds)
         guard case .object(let fields) = signed, case .object(let body)? = fields["spec"] else { return XCTFail() }
         let changes: [(String, JSONValue)] = [
             ("name", .string("evil")), ("disk_template", .string("file")), ("os", .string("other")),
@@ -44,7 +47,12 @@ final class SignedInstanceSpecTests: XCTestCase {
                 XCTAssertTrue("\($0)".contains("instance spec signature is invalid"), "\($0)")
             }
         }
-        for (key, value) in [("source_cluster", JSONValue.string("cluster-b")), ("x509_key_name", .string("x509-other")), ("salt", .string("00"))] {
+        let bindingChanges: [(String, JSONValue)] = [
+            ("source_cluster", .string("cluster-b")), ("destination_cluster", .string("cluster-c")), ("x509_key_name", .string("x509-other")),
+            ("source_cert_sha256", .string(String(repeating: "cd", count: 32))), ("expires", .int64(UnixTime.now() + 86400 * 30)),
+            ("salt", .string("00")), ("version", .int(1)),
+        ]
+        for (key, value) in bindingChanges {
             var tampered = fields
             tampered[key] = value
             XCTAssertThrowsError(try SignedInstanceSpec.verify(.object(tampered), secret: cds), key)
@@ -52,14 +60,21 @@ final class SignedInstanceSpecTests: XCTestCase {
         XCTAssertThrowsError(try SignedInstanceSpec.verify(signed, secret: ClusterDomainSecret(key: "other")))
     }
 
-    func testBindingToClusterAndKey() throws {
-        let signed = SignedInstanceSpec.sign(spec, cluster: "cluster-a", keyName: "x509-k", secret: cds)
-        XCTAssertThrowsError(try SignedInstanceSpec.verify(signed, secret: cds, expectedCluster: "cluster-b")) {
-            XCTAssertTrue("\($0)".contains("signed for source cluster 'cluster-a', not 'cluster-b'"), "\($0)")
+    func testBindingToClustersKeyCertificateAndExpiry() throws {
+        let signed = SignedInstanceSpec.sign(spec, binding: binding, secret: cds)
+        let refusals: [(SignedInstanceSpec.Expectation, String)] = [
+            (.init(sourceCluster: "cluster-b"), "signed for source cluster 'cluster-a', not 'cluster-b'"),
+            (.init(destinationCluster: "cluster-c"), "bound to destination cluster 'cluster-b', not to this cluster 'cluster-c'"),
+            (.init(keyName: "x509-other"), "bound to key 'x509-k'"),
+            (.init(certificateSHA256: String(repeating: "cd", count: 32)), "bound to another source certificate"),
+            (.init(now: binding.expires + 1), "instance spec expired at"),
+        ]
+        for (expectation, text) in refusals {
+            XCTAssertThrowsError(try SignedInstanceSpec.verify(signed, secret: cds, expecting: expectation), text) {
+                XCTAssertTrue("\($0)".contains(text), "\($0)")
+            }
         }
-        XCTAssertThrowsError(try SignedInstanceSpec.verify(signed, secret: cds, expectedKeyName: "x509-other")) {
-            XCTAssertTrue("\($0)".contains("bound to key 'x509-k'"), "\($0)")
-        }
+        XCTAssertNoThrow(try SignedInstanceSpec.verify(signed, secret: cds, expecting: .init(now: binding.expires)))
     }
 
     func testMalformedSpecNamesTheField() throws {

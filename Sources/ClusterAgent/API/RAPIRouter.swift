@@ -29,7 +29,8 @@ public enum RAPIRouter {
         }
         router.put("2/instances/:name/prepare-export") { request, context in
             guard let mode = request.uri.queryParameters.get("mode") else { throw RAPIHTTPError(status: .badRequest, message: "Missing 'mode' parameter") }
-            return jobId(try service.submitPrepareExport(try context.parameters.require("name"), mode: mode))
+            return jobId(try service.submitPrepareExport(try context.parameters.require("name"), mode: mode,
+                                                         destinationCluster: request.uri.queryParameters.get("gnt_move_destination_cluster")))
         }
         router.post("2/instances") { request, _ in
             var request = request

@@ -1,4 +1,5 @@
 import Foundation
+import MoveTrust
 
 /// An agent's configuration, `DIR/agent.json`, written by `gnt-move agent init`.
 public struct AgentConfig: Codable, Sendable, Equatable {
@@ -32,6 +33,25 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     public var importConnectTimeout: Double
     /// The `gnt-move` executable for the import/export daemons (default: the agent's own).
     public var importExportCommand: String?
+    /// Refuse every remote import that does not carry a signed instance spec (for sites whose
+    /// sources are all gnt-move agents), so a relay cannot simply drop the spec. Default: off,
+    /// so that Ganeti clusters can still be sources.
+    public var requireSignedSpec: Bool?
+    /// Which parts of a signed spec a move request may override (see ``SpecOverrides/Group``):
+    /// `name`, `nics`, `beparams`, `hvparams`, `osparams`, `disk_template`. Default:
+    /// ``AgentConfig/defaultOverridePolicy``.
+    public var overridePolicy: [String]?
+    /// How long an export waits for the instance to be confirmed off before it reads a disk.
+    public var stopTimeout: Double?
+
+    /// A new name, NIC mapping and memory/CPU sizing are what a move legitimately changes;
+    /// hypervisor and OS parameters (kernel paths, OS script inputs) and the disk template are not.
+    public static let defaultOverridePolicy = ["name", "nics", "beparams"]
+    public var effectiveOverridePolicy: [String] { overridePolicy ?? Self.defaultOverridePolicy }
+    public var effectiveStopTimeout: Double { stopTimeout ?? 300 }
+
+    /// The hypervisor drivers an agent can use; `fake` only records state (demos and tests).
+    public static let hypervisorDrivers = ["fake", "command"]
 
     public init(clusterName: String, nodeName: String, bindAddress: String = "0.0.0.0", port: Int = 5080,
                 dataAddress: String = "127.0.0.1") {
@@ -75,10 +95,32 @@ public struct AgentPaths: Sendable {
         guard let data = FileManager.default.contents(atPath: config) else {
             throw AgentError.configuration("no agent configuration at \(config); run 'gnt-move agent init' first")
         }
+        let decoded: AgentConfig
         do {
-            return try JSONDecoder().decode(AgentConfig.self, from: data)
+            decoded = try JSONDecoder().decode(AgentConfig.self, from: data)
         } catch {
             throw AgentError.configuration("\(config) is not a valid agent configuration: \(error)")
+        }
+        try decoded.validate(path: config)
+        return decoded
+    }
+}
+
+extension AgentConfig {
+    /// Checks the closed sets and the names that reach commands; each error names the key.
+    func validate(path: String) throws {
+        func refuse(_ key: String, _ why: String) -> AgentError { AgentError.configuration("\(path): '\(key)' \(why)") }
+        guard Self.hypervisorDrivers.contains(hypervisorDriver) else {
+            throw refuse("hypervisorDriver", "is '\(hypervisorDriver)'; expected one of \(Self.hypervisorDrivers.joined(separator: ", "))")
+        }
+        guard ["file", "block"].contains(storageBackend) else { throw refuse("storageBackend", "is '\(storageBackend)'; expected file or block") }
+        for group in effectiveOverridePolicy where SpecOverrides.Group(rawValue: group) == nil {
+            throw refuse("overridePolicy", "names '\(group)'; expected some of \(SpecOverrides.Group.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if let volumeGroup, !NameRules.isValid(volumeGroup, .volumeGroup) { throw refuse("volumeGroup", "is not a valid volume group name") }
+        guard NameRules.isValid(nodeName, .hostname) else { throw refuse("nodeName", "is not a valid host name") }
+        if hypervisorDriver == "command", startCommand == nil || stopCommand == nil || statusCommand == nil {
+            throw refuse("hypervisorDriver", "is 'command', which needs startCommand, stopCommand and statusCommand (the status command must exit 0 only while the instance runs)")
         }
     }
 }

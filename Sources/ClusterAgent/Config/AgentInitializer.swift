@@ -14,8 +14,18 @@ public enum AgentInitializer {
         public var secretFile: String?
         public var user: String?
         public var passwordFile: String?
+        /// `fake` (demos and tests: no VM runs) or `command`; no default, so that a real host
+        /// never silently gets the fake driver.
+        public var hypervisorDriver: String
+        public var startCommand: String?
+        public var stopCommand: String?
+        public var statusCommand: String?
+        public var requireSignedSpec = false
 
-        public init(clusterName: String) { self.clusterName = clusterName }
+        public init(clusterName: String, hypervisorDriver: String) {
+            self.clusterName = clusterName
+            self.hypervisorDriver = hypervisorDriver
+        }
     }
 
     /// Creates the directory; refuses one that already holds an agent. Returns the password of
@@ -26,6 +36,10 @@ public enum AgentInitializer {
         guard !files.fileExists(atPath: paths.config) else {
             throw AgentError.exists("\(paths.root) already holds an agent (\(paths.config))")
         }
+        var draft = AgentConfig(clusterName: options.clusterName, nodeName: options.nodeName)
+        draft.hypervisorDriver = options.hypervisorDriver
+        (draft.startCommand, draft.stopCommand, draft.statusCommand) = (options.startCommand, options.stopCommand, options.statusCommand)
+        try draft.validate(path: "--hypervisor-driver")
         var secretText: String?
         if let source = options.secretFile {
             secretText = String(decoding: try ClusterDomainSecret.load(path: source).key, as: UTF8.self)
@@ -53,6 +67,11 @@ public enum AgentInitializer {
         var config = AgentConfig(clusterName: options.clusterName, nodeName: options.nodeName, bindAddress: options.bind,
                                  port: options.port, dataAddress: options.dataAddress)
         config.osSearchPath = [paths.root + "/os"]
+        config.hypervisorDriver = options.hypervisorDriver
+        config.startCommand = options.startCommand
+        config.stopCommand = options.stopCommand
+        config.statusCommand = options.statusCommand
+        if options.requireSignedSpec { config.requireSignedSpec = true }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try SecureFile.write(contents: Array(try encoder.encode(config)), to: paths.config, mode: 0o600, replace: false)

@@ -15,17 +15,24 @@ public struct FileStorage: StorageBackend {
 
     public init(folder: String) { self.folder = folder }
 
+    /// Creates the image exclusively (never over an existing file, never through a symlink),
+    /// mode 0600, sparse. `instance` was checked against Ganeti's host-name rule: no `/`, no `..`.
     public func create(instance: String, index: Int, sizeMiB: Int64) throws -> String {
         let path = "\(folder)/\(instance).disk\(index)"
-        guard !FileManager.default.fileExists(atPath: path) else {
-            throw AgentError.exists("disk file \(path) already exists")
+        guard !instance.contains("/"), !instance.hasPrefix(".") else { throw AgentError.wrongInput("instance name '\(instance)' cannot name a disk file") }
+        let (bytes, overflow) = sizeMiB.multipliedReportingOverflow(by: 1 << 20)
+        guard sizeMiB > 0, !overflow else { throw AgentError.wrongInput("disk \(index): \(sizeMiB) MiB is out of range") }
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            if errno == EEXIST { throw AgentError.exists("disk file \(path) already exists") }
+            throw AgentError.configuration("cannot create disk file \(path): \(String(cString: strerror(errno)))")
         }
-        guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]),
-              let handle = FileHandle(forWritingAtPath: path) else {
-            throw AgentError.configuration("cannot create disk file \(path)")
+        defer { close(fd) }
+        guard ftruncate(fd, off_t(bytes)) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(path)
+            throw AgentError.configuration("cannot size disk file \(path) to \(sizeMiB) MiB: \(reason)")
         }
-        defer { try? handle.close() }
-        try handle.truncate(atOffset: UInt64(sizeMiB) << 20)
         return path
     }
 

@@ -20,8 +20,7 @@ extension ClusterAgentService {
         op["dry_run"] = .bool(dryRun)
         return try jobs.submit(op: .object(op), summary: "INSTANCE_CREATE(\(name))") { [self] context in
             if dryRun {
-                if mode == "remote-import" { try verifyRemoteImport(body: body) }
-                _ = try validateCreation(body: body, name: name)
+                if mode == "remote-import" { _ = try verifyRemoteImport(body: body, name: name) } else { _ = try validateCreation(body: body, name: name) }
                 context.log("dry run: every check passed; nothing was created")
                 return .array([.string(config.nodeName)])
             }
@@ -33,42 +32,70 @@ extension ClusterAgentService {
         }
     }
 
-    /// What every creation checks before anything is made: the name, the template, the
-    /// hypervisor, the node and the space (Ganeti's error codes).
+    /// What every creation checks before anything is made: the names, the numbers, the
+    /// template, the hypervisor, the node and the space (Ganeti's error codes). Nothing from the
+    /// body reaches a path, a command or a script before this passed.
     func validateCreation(body: JSONValue, name: String) throws -> InstanceSpec {
         guard !name.isEmpty else { throw AgentError.wrongInput("Missing instance name") }
-        guard try database.instance(name) == nil else { throw AgentError.exists("Instance '\(name)' is already in the cluster") }
+        try SpecValidation.name(name, .hostname, "instance name")
+        let spec = try parseSpec(body: body, name: name)
+        try checkPlacement(spec, body: body)
+        return spec
+    }
+
+    /// The instance a create body describes, every field checked.
+    func parseSpec(body: JSONValue, name: String) throws -> InstanceSpec {
         let template = body["disk_template"]?.stringValue ?? ""
-        guard config.enabledDiskTemplates.contains(template) else {
-            throw AgentError.wrongInput("Disk template '\(template)' is not enabled in cluster (enabled: \(config.enabledDiskTemplates.joined(separator: ", ")))")
-        }
         let hypervisor = body["hypervisor"]?.stringValue ?? config.hypervisor
-        guard hypervisor == config.hypervisor else {
-            throw AgentError.wrongInput("Selected hypervisor (\(hypervisor)) not enabled in the cluster (\(config.hypervisor))")
-        }
-        if let pnode = body["pnode"]?.stringValue, pnode != config.nodeName {
-            throw AgentError.unknown("Node '\(pnode)' not known (this cluster's node is '\(config.nodeName)')")
-        }
         guard let diskList = body["disks"]?.arrayValue, !diskList.isEmpty else { throw AgentError.wrongInput("No disks given") }
+        guard diskList.count <= SpecValidation.maxDisks else { throw AgentError.wrongInput("disks: at most \(SpecValidation.maxDisks) disks, not \(diskList.count)") }
         var disks: [InstanceSpec.Disk] = []
         for (index, disk) in diskList.enumerated() {
             guard let size = disk["size"]?.integerValue, size > 0 else { throw AgentError.wrongInput("Disk \(index): missing or invalid size") }
             let diskName = disk["name"]?.stringValue.flatMap { $0 == "None" ? nil : $0 }
             disks.append(InstanceSpec.Disk(size: size, mode: disk["mode"]?.stringValue ?? "rw", name: diskName))
         }
-        let needed = disks.reduce(Int64(0)) { $0 + $1.size } << 20
-        let free = storage.freeBytes()
-        guard needed <= free else {
-            throw AgentError.noSpace("Not enough disk space on node \(config.nodeName): \(needed >> 20) MiB needed, \(free >> 20) MiB free")
-        }
-        let nics: [InstanceSpec.NIC] = (body["nics"]?.arrayValue ?? []).map { nic in
+        guard let nicList = (body["nics"] ?? .array([])).arrayValue else { throw AgentError.wrongInput("nics: must be a list") }
+        guard nicList.count <= SpecValidation.maxNICs else { throw AgentError.wrongInput("nics: at most \(SpecValidation.maxNICs) NICs, not \(nicList.count)") }
+        let nics: [InstanceSpec.NIC] = nicList.map { nic in
             func value(_ key: String) -> String? { nic[key]?.stringValue }
             return InstanceSpec.NIC(name: value("name"), mac: value("mac"), ip: value("ip"), mode: value("mode"),
                                     link: value("link"), vlan: value("vlan"), network: value("network"))
         }
-        return InstanceSpec(name: name, diskTemplate: template, disks: disks, nics: nics, os: body["os"]?.stringValue ?? body["os_type"]?.stringValue,
-                            hypervisor: hypervisor, beparams: body["beparams"]?.objectValue ?? [:], hvparams: body["hvparams"]?.objectValue ?? [:],
-                            osparams: body["osparams"]?.objectValue ?? [:], tags: (body["tags"]?.arrayValue ?? []).compactMap(\.stringValue))
+        func params(_ key: String) throws -> [String: JSONValue] {
+            guard let value = body[key], value != .null else { return [:] }
+            guard let object = value.objectValue else { throw AgentError.wrongInput("\(key): must be an object") }
+            return object
+        }
+        guard let tagList = (body["tags"] ?? .array([])).arrayValue, tagList.allSatisfy({ $0.stringValue != nil }) else {
+            throw AgentError.wrongInput("tags: must be a list of strings")
+        }
+        let spec = InstanceSpec(name: name, diskTemplate: template, disks: disks, nics: nics, os: body["os"]?.stringValue ?? body["os_type"]?.stringValue,
+                                hypervisor: hypervisor, beparams: try params("beparams"), hvparams: try params("hvparams"),
+                                osparams: try params("osparams"), tags: tagList.compactMap(\.stringValue))
+        try SpecValidation.check(spec)
+        return spec
+    }
+
+    /// Whether this cluster can hold the instance: name free, template and hypervisor enabled,
+    /// node known, space free.
+    func checkPlacement(_ spec: InstanceSpec, body: JSONValue) throws {
+        guard try database.instance(spec.name) == nil else { throw AgentError.exists("Instance '\(spec.name)' is already in the cluster") }
+        guard config.enabledDiskTemplates.contains(spec.diskTemplate) else {
+            throw AgentError.wrongInput("Disk template '\(spec.diskTemplate)' is not enabled in cluster (enabled: \(config.enabledDiskTemplates.joined(separator: ", ")))")
+        }
+        guard spec.hypervisor == config.hypervisor else {
+            throw AgentError.wrongInput("Selected hypervisor (\(spec.hypervisor)) not enabled in the cluster (\(config.hypervisor))")
+        }
+        if let pnode = body["pnode"]?.stringValue, pnode != config.nodeName {
+            try SpecValidation.name(pnode, .hostname, "pnode")
+            throw AgentError.unknown("Node '\(pnode)' not known (this cluster's node is '\(config.nodeName)')")
+        }
+        let needed = try SpecValidation.totalBytes(spec.disks.map(\.size))
+        let free = storage.freeBytes()
+        guard needed <= free else {
+            throw AgentError.noSpace("Not enough disk space on node \(config.nodeName): \(needed >> 20) MiB needed, \(free >> 20) MiB free")
+        }
     }
 
     /// Creates the disks and the record; on failure removes what it made.
@@ -99,32 +126,12 @@ extension ClusterAgentService {
         return .array([.string(config.nodeName)])
     }
 
-    /// Checks everything the third party relayed for a remote import; returns the source's
-    /// certificate and instance name.
-    @discardableResult
-    func verifyRemoteImport(body: JSONValue) throws -> (certificate: X509Certificate, sourceName: String) {
-        try ExportHandshake.check(body["source_handshake"] ?? .null, secret: secret)
-        guard let signedCertificate = body["source_x509_ca"]?.stringValue else { throw AgentError.wrongInput("Missing source_x509_ca") }
-        let sourceCertificate = try SignedCertificate.verify(signedCertificate, secret: secret).certificate
-        guard let sourceName = body["source_instance_name"]?.stringValue, !sourceName.isEmpty else {
-            throw AgentError.wrongInput("Missing source instance name")
-        }
-        return (sourceCertificate, sourceName)
-    }
-
     func remoteImport(body: JSONValue, name: String, context: JobContext) async throws -> JSONValue {
         // Everything relayed by the third party is checked before anything is created.
-        let (sourceCertificate, sourceName) = try verifyRemoteImport(body: body)
-        let spec = try validateCreation(body: body, name: name)
-        if let signedSpec = body["gnt_move_signed_spec"], signedSpec != .null {
-            let verified = try SignedInstanceSpec.verify(signedSpec, secret: secret).spec
-            guard verified.name == sourceName else {
-                throw AgentError.wrongInput("The signed spec describes instance '\(verified.name)', not '\(sourceName)'")
-            }
-            guard verified.disks.map(\.size) == spec.disks.map(\.size) else {
-                throw AgentError.wrongInput("The requested disks (\(spec.disks.map(\.size)) MiB) differ from the signed spec's (\(verified.disks.map(\.size)) MiB)")
-            }
-        }
+        let plan = try verifyRemoteImport(body: body, name: name)
+        let (spec, sourceName, sourceCertificate) = (plan.spec, plan.sourceName, plan.sourceCertificate)
+        if !plan.signed { context.log("no signed instance spec: the instance is built from the request as relayed (a Ganeti source)") }
+        for line in plan.overrides { context.log("override declared by the request and allowed by this cluster's policy: \(line)") }
         let compress = body["compress"]?.stringValue ?? "none"
         let osScripts = OSScripts(searchPath: config.osSearchPath)
         let osFolder = try spec.os.map { try osScripts.require($0, script: "import") }

@@ -25,6 +25,7 @@ extension ClusterAgentService {
             // Ganeti never removes the source's key (spec §9.9); gnt-move always does.
             try? keyStore.remove(name: keyName)
         }
+        try SpecValidation.compression(body["compress"])
         guard keyStore.contains(name: keyName) else { throw AgentError.wrongInput("X509 key '\(keyName)' is not known on this cluster") }
         guard let signedCertificate = body["destination_x509_ca"]?.stringValue else { throw AgentError.wrongInput("Missing destination_x509_ca") }
         let destinationCertificate = try SignedCertificate.verify(signedCertificate, secret: secret).certificate
@@ -35,10 +36,32 @@ extension ClusterAgentService {
         for (index, target) in targets.enumerated() {
             destinations.append(try RemoteImportDiskInfo.check(target, index: index, secret: secret))
         }
-        let wasRunning = record.adminState == "up"
-        if body["shutdown"]?.boolValue ?? true, wasRunning {
+        guard record.spec.disks.count == record.diskPaths.count else {
+            throw AgentError.configuration("Instance \(name) has \(record.spec.disks.count) disk sizes for \(record.diskPaths.count) disk paths")
+        }
+        let wasRunning = record.adminState == "up" || isRunning(record)
+        let shutdown = body["shutdown"]?.boolValue ?? true
+        let liveCopy = body["gnt_move_live_copy"]?.boolValue ?? false
+        if shutdown, wasRunning {
             context.log("Shutting down instance \(name)")
             try stop(name)
+        }
+        // A disk copied while its VM runs is a corrupt copy: the driver must confirm the
+        // instance is off, unless the operator asked for a live copy explicitly.
+        if liveCopy {
+            context.log(" - WARNING: live copy requested (gnt_move_live_copy): the disks are read while \(name) may run; the copy is not consistent")
+        } else if shutdown {
+            do {
+                try await confirmOff(name, timeout: config.effectiveStopTimeout, context: context)
+            } catch {
+                if wasRunning {
+                    context.log("Starting instance \(name) again: it was not confirmed off, nothing was read")
+                    try? start(name)
+                }
+                throw error
+            }
+        } else if wasRunning {
+            throw AgentError.wrongState("Instance \(name) is running and the export was asked not to shut it down; a remote export reads disks only from a stopped instance (gnt_move_live_copy asks for a live copy explicitly)")
         }
         let compress = body["compress"]?.stringValue ?? "none"
         let osScripts = OSScripts(searchPath: config.osSearchPath)
@@ -62,7 +85,7 @@ extension ClusterAgentService {
         let allDone = results.allSatisfy { $0 }
         if allDone { daemons.forEach { $0.removeFolder() } }
         guard allDone else {
-            if wasRunning, body["shutdown"]?.boolValue ?? true {
+            if wasRunning, shutdown {
                 context.log("Starting instance \(name) again after the failed export")
                 try? start(name)
             }

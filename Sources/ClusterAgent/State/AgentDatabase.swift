@@ -8,6 +8,7 @@ public final class AgentDatabase: Sendable {
     let queue: DatabaseQueue
 
     public init(path: String) throws {
+        try SecureFile.prepareRestricted(path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         queue = try DatabaseQueue(path: path, configuration: configuration)

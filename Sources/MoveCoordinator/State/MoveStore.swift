@@ -39,6 +39,7 @@ public struct MoveRecord: Sendable, Equatable {
             "created": .string(UnixTime.iso8601(Int64(created))), "updated": .string(UnixTime.iso8601(Int64(updated))),
             "error": error.map(JSONValue.string) ?? .null, "reason": reason.map(JSONValue.string) ?? .null,
             "jobs": .object(facts.filter { $0.key.hasSuffix("_job") }),
+            "overrides": .array(MoveRequest.declaredOverrides(stored: request).descriptions.map(JSONValue.string)),
         ])
     }
 }
@@ -52,6 +53,7 @@ public final class MoveStore: Sendable {
     public init(directory: String) throws {
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try SecureFile.prepareRestricted(directory + "/moves.sqlite")
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         queue = try DatabaseQueue(path: directory + "/moves.sqlite", configuration: configuration)

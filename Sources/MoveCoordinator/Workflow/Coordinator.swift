@@ -25,6 +25,14 @@ public final class Coordinator: Sendable {
     /// Records and runs a new move; returns its final record.
     public func run(_ request: MoveRequest) async -> MoveRecord {
         do {
+            try request.validate()
+        } catch let error as CoordinatorError {
+            let record = MoveRecord(id: "-", instance: request.instance, request: request.json, state: .failed, facts: [:],
+                                    error: error.message, reason: error.reason, created: 0, updated: 0)
+            emit(MoveEvent("move-failed", move: record, ["reason": .string(error.reason), "message": .string(error.message)]))
+            return record
+        } catch {}
+        do {
             let record = try store.create(request)
             emit(MoveEvent("move-started", move: record, ["destination_instance": .string(request.targetName)]))
             Self.crashIfAsked(after: .planned)
@@ -152,13 +160,25 @@ public final class Coordinator: Sendable {
                 }
             }
         }
-        // The destination instance goes only if this move made it and never completed it.
-        if record.facts["create_job"] != nil, record.facts["finalized"] == nil, let destination,
-           (try? await destination.instance(request.targetName)) != nil {
-            if let job = try? await destination.deleteInstance(request.targetName) { _ = try? await destination.pollJob(job) }
-            notes.append("removed the half-created \(request.targetName) on the destination")
+        // The destination instance goes only if this move provably made it and never completed it.
+        if record.facts["finalized"] == nil, let destination {
+            switch await destinationOwnership(record, request: request, destination: destination) {
+            case .owned:
+                if let job = try? await destination.deleteInstance(request.targetName) { _ = try? await destination.pollJob(job) }
+                notes.append("removed the half-created \(request.targetName) on the destination")
+            case .absent:
+                break
+            case .notOwned(let why):
+                notes.append("left \(request.targetName) on the destination untouched: \(why)")
+            }
         }
-        if record.facts["source_was_running"]?.boolValue == true, record.facts["source_removed"] == nil, let source,
+        // The source's key goes with the export job; a key the export never used is discarded here.
+        if let source, let prepared = record.facts["prepared"], record.facts["export_job"] == nil {
+            await discardKey(prepared, on: source)
+        }
+        // Once the destination was finalized it holds the verified copy and may run: starting the
+        // source again would run the instance twice.
+        if record.facts["source_was_running"]?.boolValue == true, record.facts["source_removed"] == nil, record.facts["finalized"] == nil, let source,
            let info = try? await source.instance(request.instance), info["oper_state"]?.boolValue != true {
             if let job = try? await source.startup(request.instance) { _ = try? await source.pollJob(job) }
             notes.append("started \(request.instance) again on the source")
@@ -169,5 +189,44 @@ public final class Coordinator: Sendable {
         emit(MoveEvent("move-failed", move: cleaned, ["reason": .string(record.reason ?? "internal"), "message": .string(record.error ?? ""),
                                                        "cleanup": .array(notes.map(JSONValue.string))]))
         return cleaned
+    }
+
+    enum Ownership: Equatable {
+        case owned
+        case absent
+        case notOwned(String)
+    }
+
+    /// Whether the destination instance named by the request is this move's own: its create job
+    /// got as far as creating it (it succeeded or published its listening addresses), and the
+    /// instance carries this move's tag (and, once recorded, its uuid). Anything less and the
+    /// instance may be someone else's: a taken name, a finished earlier move, a production VM.
+    func destinationOwnership(_ record: MoveRecord, request: MoveRequest, destination: RAPIClient) async -> Ownership {
+        var createJob = record.facts["create_job"]?.integerValue
+        if createJob == nil, record.facts["create_submitted"]?.boolValue == true {
+            let steps = MoveSteps(coordinator: self, request: request, source: destination, destination: destination)
+            createJob = try? await steps.findJob(destination, summary: "INSTANCE_CREATE(\(request.targetName))")
+        }
+        guard let createJob else { return .absent }
+        var created = record.facts["remote_import"] != nil
+        if !created, let job = try? await destination.job(createJob) {
+            created = job["status"]?.stringValue == "success" || MoveSteps.remoteImportEntry(job) != nil
+        }
+        guard created else { return .absent }
+        let info: JSONValue
+        do {
+            info = try await destination.instance(request.targetName)
+        } catch let error as RAPIError where error.status == 404 {
+            return .absent
+        } catch {
+            return .notOwned("cannot read it to check it is this move's (\(error))")
+        }
+        guard (info["tags"]?.arrayValue ?? []).contains(.string(MoveSteps.moveTag(record.id))) else {
+            return .notOwned("it does not carry this move's tag \(MoveSteps.moveTag(record.id))")
+        }
+        if let uuid = record.facts["destination_uuid"], uuid != .null, info["uuid"] != uuid {
+            return .notOwned("its uuid \(info["uuid"]?.stringValue ?? "?") is not the one this move created (\(uuid.stringValue ?? "?"))")
+        }
+        return .owned
     }
 }

@@ -37,6 +37,33 @@ public struct MoveRequest: Sendable, Equatable {
 
     public var targetName: String { destinationName ?? instance }
 
+    /// What this request changes in the source's spec, declared to the destination beside the
+    /// signed spec (`gnt_move_overrides`).
+    public var overrides: SpecOverrides {
+        var overrides = SpecOverrides()
+        if let destinationName, destinationName != instance { overrides.name = destinationName }
+        overrides.diskTemplate = diskTemplate
+        overrides.beparams = beparams
+        overrides.hvparams = hvparams
+        overrides.osparams = osparams
+        overrides.nics = nicOverrides
+        return overrides
+    }
+
+    /// Names go into RAPI paths and the destination's configuration: they must be host names
+    /// (Ganeti's rule), so a name like `../x` can never address another resource.
+    public func validate() throws {
+        do {
+            try NameRules.check(instance, .hostname, field: "instance name")
+            if let destinationName { try NameRules.check(destinationName, .hostname, field: "destination instance name") }
+            if let primaryNode { try NameRules.check(primaryNode, .hostname, field: "destination primary node") }
+            if let secondaryNode { try NameRules.check(secondaryNode, .hostname, field: "destination secondary node") }
+            if let iallocator { try NameRules.check(iallocator, .osName, field: "iallocator") }
+        } catch {
+            throw CoordinatorError.badRequest("\(error)")
+        }
+    }
+
     /// The request as stored in the state database (passwords are not stored; they are read
     /// again from the password files on resume).
     var json: JSONValue {
@@ -90,10 +117,28 @@ public struct MoveRequest: Sendable, Equatable {
         hvparams = json["hvparams"]?.objectValue ?? [:]
         beparams = json["beparams"]?.objectValue ?? [:]
         osparams = json["osparams"]?.objectValue ?? [:]
-        for (key, value) in json["net"]?.objectValue ?? [:] {
+        nicOverrides = Self.nicOverrides(json["net"])
+    }
+
+    static func nicOverrides(_ value: JSONValue?) -> [Int: [String: String?]] {
+        var overrides: [Int: [String: String?]] = [:]
+        for (key, value) in value?.objectValue ?? [:] {
             guard let index = Int(key) else { continue }
-            nicOverrides[index] = (value.objectValue ?? [:]).mapValues { $0.stringValue }
+            overrides[index] = (value.objectValue ?? [:]).mapValues { $0.stringValue }
         }
+        return overrides
+    }
+
+    /// The overrides of a request as stored in the state database (for `status`).
+    static func declaredOverrides(stored json: JSONValue) -> SpecOverrides {
+        var overrides = SpecOverrides()
+        if let name = json["dest_instance_name"]?.stringValue, name != json["instance"]?.stringValue { overrides.name = name }
+        overrides.diskTemplate = json["dest_disk_template"]?.stringValue
+        overrides.beparams = json["beparams"]?.objectValue ?? [:]
+        overrides.hvparams = json["hvparams"]?.objectValue ?? [:]
+        overrides.osparams = json["osparams"]?.objectValue ?? [:]
+        overrides.nics = nicOverrides(json["net"])
+        return overrides
     }
 }
 

@@ -62,9 +62,12 @@ struct MoveSteps {
         let wasRunning = record.facts["source_was_running"]?.boolValue ?? (spec["config_state"]?.stringValue == "up")
         var facts: [String: JSONValue] = ["spec": spec, "source_was_running": .bool(wasRunning),
                                           "tags": summary["tags"] ?? .array([])]
+        let destinationInfo = try await destination.info()
         if request.iallocator == nil && request.primaryNode == nil {
-            facts["iallocator"] = try await destination.info()["default_iallocator"] ?? .null
+            facts["iallocator"] = destinationInfo["default_iallocator"] ?? .null
         }
+        // A gnt-move source signs the spec for exactly this destination cluster.
+        let destinationCluster = try await source.features().contains(SignedInstanceSpec.feature) ? destinationInfo["name"]?.stringValue : nil
         // After a crash, the recorded prepare-export job is followed rather than repeated, so no
         // second key is made.
         let job: Int64
@@ -72,7 +75,7 @@ struct MoveSteps {
             job = recorded
         } else {
             step(record, "prepare-export")
-            job = try await source.prepareExport(request.instance)
+            job = try await source.prepareExport(request.instance, destinationCluster: destinationCluster)
             _ = try store.record(record.id, facts: ["prepare_job": .int64(job)], detail: "prepare-export job \(job)")
         }
         let prepared = try await source.pollJob(job, deadline: deadline)
@@ -116,12 +119,24 @@ struct MoveSteps {
             "source_handshake": prepared["handshake"] ?? .null, "source_x509_ca": prepared["x509_ca"] ?? .null,
             "source_instance_name": .string(request.instance), "compress": .string(request.compress),
             "beparams": .object(beparams), "hvparams": .object(hvparams), "osparams": .object(osparams),
-            "opportunistic_locking": .bool(Int(record.facts["opportunistic_attempt"]?.integerValue ?? 0) < request.opportunisticTries), "tags": record.facts["tags"] ?? .array([]), "wait_for_sync": .bool(false),
+            "opportunistic_locking": .bool(Int(record.facts["opportunistic_attempt"]?.integerValue ?? 0) < request.opportunisticTries),
+            "tags": .array(Self.tags(record.facts["tags"], moveId: record.id)), "wait_for_sync": .bool(false),
         ]
         if features.contains(SignedInstanceSpec.feature), let signed = prepared["gnt_move_signed_spec"], signed != .null {
             body["gnt_move_signed_spec"] = signed
+            body["gnt_move_overrides"] = request.overrides.json
         }
         return .object(body)
+    }
+
+    /// The tag that marks the instances this move creates: cleanup removes a destination
+    /// instance only when it carries it (Ganeti's tag syntax allows ':').
+    static func moveTag(_ moveId: String) -> String { "gnt-move:move:" + moveId }
+
+    /// The source's tags, without the marks of earlier moves, and this move's mark.
+    static func tags(_ sourceTags: JSONValue?, moveId: String) -> [JSONValue] {
+        let kept = (sourceTags?.arrayValue ?? []).filter { !($0.stringValue ?? "").hasPrefix("gnt-move:move:") }
+        return kept + [.string(moveTag(moveId))]
     }
 
     func createDestination(_ record: MoveRecord) async throws -> MoveRecord {
@@ -132,6 +147,9 @@ struct MoveSteps {
             }
         }
         step(record, "create-destination", ["destination_instance": .string(request.targetName)])
+        if !request.overrides.isEmpty {
+            step(record, "overrides", ["overrides": .array(request.overrides.descriptions.map(JSONValue.string))])
+        }
         let features = try await destination.features()
         _ = try store.record(record.id, facts: ["create_submitted": .bool(true)], detail: "submitting the remote-import request")
         let job = try await destination.createInstance(createBody(record, features: features))
@@ -146,8 +164,14 @@ struct MoveSteps {
         while true {
             let status = try await destination.job(job)
             let entries = status["oplog"]?.arrayValue?.first?.arrayValue ?? []
-            if let entry = entries.first(where: { $0.arrayValue?[2].stringValue == "remote-import" }), let message = entry.arrayValue?[3] {
-                return try store.record(record.id, state: .destinationListening, facts: ["remote_import": message],
+            if let message = Self.remoteImportEntry(status) {
+                // The instance now exists and is this move's: record its identity for cleanup.
+                var facts: [String: JSONValue] = ["remote_import": message]
+                if let created = try? await destination.instance(request.targetName),
+                   (created["tags"]?.arrayValue ?? []).contains(.string(Self.moveTag(record.id))), let uuid = created["uuid"], uuid != .null {
+                    facts["destination_uuid"] = uuid
+                }
+                return try store.record(record.id, state: .destinationListening, facts: facts,
                                         detail: "destination listening on \(message["disks"]?.arrayValue?.count ?? 0) disk(s)")
             }
             if let state = status["status"]?.stringValue, ["error", "canceled", "success"].contains(state) {
@@ -198,7 +222,7 @@ struct MoveSteps {
             throw CoordinatorError(reason: "state", message: "jobs missing from the record")
         }
         let exported = try await source.pollJob(exportJob, deadline: deadline) { entry in
-            guard let message = entry.arrayValue?[3].stringValue else { return }
+            guard let parts = entry.arrayValue, parts.count >= 4, let message = parts[3].stringValue else { return }
             if message.contains(" sent ") {
                 var fields = Self.progress(message)
                 let disks = record.facts["spec"]?["disks"]?.arrayValue ?? []
@@ -235,6 +259,16 @@ struct MoveSteps {
             // Already removed by an earlier attempt.
         }
         return try store.record(record.id, state: .sourceRemoved, facts: ["source_removed": .bool(true)], detail: "source instance removed")
+    }
+
+    /// The message of a job's `remote-import` log entry, if it has one; entries of any shape are
+    /// read without trusting their length.
+    static func remoteImportEntry(_ job: JSONValue) -> JSONValue? {
+        for entry in job["oplog"]?.arrayValue?.first?.arrayValue ?? [] {
+            guard let parts = entry.arrayValue, parts.count >= 4, parts[2].stringValue == "remote-import" else { continue }
+            return parts[3]
+        }
+        return nil
     }
 
     /// The newest job whose summary matches, for a request whose job id a crash lost.
