@@ -97,8 +97,8 @@ public final class ClusterAgentService: Sendable {
     /// to this move's key and certificate, and to the certificate's expiry.
     public func submitPrepareExport(_ name: String, mode: String, destinationCluster: String? = nil) throws -> Int64 {
         if let destinationCluster { try SpecValidation.name(destinationCluster, .hostname, "gnt_move_destination_cluster") }
-        try jobs.submit(op: .object(["OP_ID": .string("OP_BACKUP_PREPARE"), "instance_name": .string(name), "mode": .string(mode)]),
-                        summary: "BACKUP_PREPARE(\(name))") { [self] context in
+        return try jobs.submit(op: .object(["OP_ID": .string("OP_BACKUP_PREPARE"), "instance_name": .string(name), "mode": .string(mode)]),
+                               summary: "BACKUP_PREPARE(\(name))") { [self] context in
             let record = try instance(name)
             guard mode == "remote" else { return .null }
             context.log("Generating X509 certificate on \(config.nodeName)")

@@ -36,6 +36,8 @@ final class AgentRefusalTests: XCTestCase {
             "source_handshake": prepared["handshake"] ?? .null, "source_x509_ca": prepared["x509_ca"] ?? .null,
             "source_instance_name": .string("vm1"), "compress": .string("none"),
             "gnt_move_signed_spec": prepared["gnt_move_signed_spec"] ?? .null,
+            "beparams": .object(["maxmem": .int(512), "minmem": .int(512), "vcpus": .int(1)]),
+            "gnt_move_overrides": name == "vm1" ? .null : .object(["name": .string(name)]),
         ])
         return (body, prepared)
     }

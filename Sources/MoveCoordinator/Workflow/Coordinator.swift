@@ -172,8 +172,8 @@ public final class Coordinator: Sendable {
                 notes.append("left \(request.targetName) on the destination untouched: \(why)")
             }
         }
-        // The source's key goes with the export job; a key the export never used is discarded here.
-        if let source, let prepared = record.facts["prepared"], record.facts["export_job"] == nil {
+        // The source's key goes with a started export; a key no export used (or a refused export left) goes here.
+        if let source, let prepared = record.facts["prepared"] {
             await discardKey(prepared, on: source)
         }
         // Once the destination was finalized it holds the verified copy and may run: starting the

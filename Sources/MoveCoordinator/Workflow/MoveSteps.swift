@@ -163,7 +163,6 @@ struct MoveSteps {
         step(record, "await-destination")
         while true {
             let status = try await destination.job(job)
-            let entries = status["oplog"]?.arrayValue?.first?.arrayValue ?? []
             if let message = Self.remoteImportEntry(status) {
                 // The instance now exists and is this move's: record its identity for cleanup.
                 var facts: [String: JSONValue] = ["remote_import": message]
