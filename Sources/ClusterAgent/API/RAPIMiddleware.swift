@@ -18,6 +18,9 @@ struct RAPIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return RAPIResponse.error(.notFound, "Not Found")
         } catch let error as HTTPError {
             return RAPIResponse.error(error.status, error.body ?? error.status.reasonPhrase)
+        } catch let error as TrustError where error.kind != .keyStore {
+            // Input that fails a trust check (a key name, a signature): the client's fault.
+            return RAPIResponse.error(.badRequest, "\(error)")
         } catch is NIOTooManyBytesError {
             return RAPIResponse.error(.contentTooLarge, "Request body too large")
         } catch {
