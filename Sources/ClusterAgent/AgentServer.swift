@@ -1,13 +1,15 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import NIOSSL
 
-/// Serves the RAPI over HTTPS with the agent's `rapi.pem`.
+/// Serves the RAPI over HTTPS with the agent's `rapi.pem`, within ``ServerLimits``.
 public enum AgentServer {
-    public static func run(service: ClusterAgentService, onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
-        let router = RAPIRouter.build(service: service)
+    public static func run(service: ClusterAgentService, limits: ServerLimits = .fromEnvironment(),
+                           onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+        let responder = RAPIRouter.responder(service: service)
         let pem = service.paths.rapiPEM
         let certificates: [NIOSSLCertificate]
         let key: NIOSSLPrivateKey
@@ -21,10 +23,19 @@ public enum AgentServer {
         tls.minimumTLSVersion = .tlsv12
         var logger = Logger(label: "gnt-move.agent")
         logger.logLevel = .warning
+        let http = HTTP1Channel.Configuration(idleTimeout: ServerLimits.amount(limits.idleTimeout))
+        let handshakeTimeout = ServerLimits.amount(limits.handshakeTimeout)
+        let serverTLS = tls
+        // TLS, then the handshake deadline, then HTTP/1.1 with its idle timeout.
+        let server = HTTPServerBuilder { responder in
+            try TLSChannel(HandshakeDeadlineChannel(base: HTTP1Channel(responder: responder, configuration: http), timeout: handshakeTimeout),
+                           tlsConfiguration: serverTLS)
+        }
         let app = Application(
-            router: router,
-            server: try .tls(.http1(), tlsConfiguration: tls),
-            configuration: .init(address: .hostname(service.config.bindAddress, port: service.config.port), serverName: "gnt-move agent"),
+            responder: responder,
+            server: server,
+            configuration: .init(address: .hostname(service.config.bindAddress, port: service.config.port), serverName: "gnt-move agent",
+                                 availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections, logger: logger)),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? service.config.port) },
             logger: logger)
         let sweeper = Task {

@@ -27,6 +27,7 @@ enum RAPIResponse {
         case 401: return "No permission -- see authorization schemes"
         case 403: return "Request forbidden -- authorization will not help"
         case 404: return "Nothing matches the given URI"
+        case 413: return "Entity is too large"
         case 501: return "Server does not support this operation"
         default: return "Server got itself in trouble"
         }

@@ -1,9 +1,19 @@
 import Foundation
 import Hummingbird
 import MoveTrust
+import NIOCore
 
 /// The RAPI subset a move needs (spec §6), with Ganeti's paths, bodies and results.
 public enum RAPIRouter {
+    /// The largest body each route reads: specs and export targets are a few KiB.
+    static let largeBody = 1 << 20
+    static let smallBody = 64 << 10
+
+    /// The router behind ``CanonicalPathResponder``: what the server answers with.
+    static func responder(service: ClusterAgentService) -> some HTTPResponder<BasicRequestContext> {
+        CanonicalPathResponder(next: build(service: service).buildResponder())
+    }
+
     public static func build(service: ClusterAgentService) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: RAPIErrorMiddleware())
@@ -34,19 +44,19 @@ public enum RAPIRouter {
         }
         router.post("2/instances") { request, _ in
             var request = request
-            guard let body = try await jsonBody(&request, required: true) else { throw RAPIHTTPError(status: .badRequest, message: "Missing request body") }
+            guard let body = try await jsonBody(&request, required: true, limit: largeBody) else { throw RAPIHTTPError(status: .badRequest, message: "Missing request body") }
             let dryRun = (request.uri.queryParameters.get("dry-run") ?? request.uri.queryParameters.get("dry_run")).flatMap(Int.init) == 1
             return jobId(try service.submitCreate(body: body, dryRun: dryRun))
         }
         router.put("2/instances/:name/export") { request, context in
             var request = request
-            guard let body = try await jsonBody(&request, required: true) else { throw RAPIHTTPError(status: .badRequest, message: "Missing request body") }
+            guard let body = try await jsonBody(&request, required: true, limit: largeBody) else { throw RAPIHTTPError(status: .badRequest, message: "Missing request body") }
             return jobId(try service.submitExport(try context.parameters.require("name"), body: body))
         }
         // gnt-move extension: drop a prepared key that will not be used (after a preflight).
         router.put("2/gnt-move/discard-key") { request, _ in
             var request = request
-            guard let body = try await jsonBody(&request, required: true) else { throw RAPIHTTPError(status: .badRequest, message: "Missing request body") }
+            guard let body = try await jsonBody(&request, required: true, limit: smallBody) else { throw RAPIHTTPError(status: .badRequest, message: "Missing request body") }
             let name = try X509KeyName.check(body["x509_key_name"] ?? .null, secret: service.secret)
             try service.keyStore.remove(name: name)
             return RAPIResponse.json(.bool(true))
@@ -63,7 +73,7 @@ public enum RAPIRouter {
         }
         router.get("2/jobs/:id/wait") { request, context in
             var request = request
-            let body = try await jsonBody(&request, required: false)
+            let body = try await jsonBody(&request, required: false, limit: smallBody)
             return RAPIResponse.json(try await JobViews.wait(service: service, id: try job(service, context).id, body: body))
         }
         router.delete("2/jobs/:id") { _, context in RAPIResponse.json(try service.jobs.cancel(try job(service, context).id)) }
@@ -81,9 +91,17 @@ public enum RAPIRouter {
         return job
     }
 
-    /// Reads a JSON body; a truncated or malformed one is a 400 that says why.
-    static func jsonBody(_ request: inout Request, required: Bool) async throws -> JSONValue? {
-        let buffer = try await request.collectBody(upTo: 16 << 20)
+    /// Reads a JSON body of at most `limit` bytes; a larger one is a 413 (refused on its
+    /// Content-Length before it is read), a truncated or malformed one a 400 that says why.
+    static func jsonBody(_ request: inout Request, required: Bool, limit: Int) async throws -> JSONValue? {
+        let tooLarge = RAPIHTTPError(status: .contentTooLarge, message: "Request body larger than \(limit) bytes")
+        if let declared = request.headers[.contentLength], Int(declared).map({ $0 > limit }) ?? true { throw tooLarge }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw tooLarge
+        }
         if buffer.readableBytes == 0 {
             if required { throw RAPIHTTPError(status: .badRequest, message: "Missing request body") }
             return nil
