@@ -63,7 +63,8 @@ public enum ImportExportDaemon {
 
     static func runImport(_ options: ImportExportOptions, reporter: StatusReporter, onListening: (Int) -> Void) throws {
         let context = try tlsContext(options, role: .server, offerV1: options.streamProtocol != .ganeti)
-        let sink = try BlockSink(path: options.path)
+        // The importer never writes past --expected-size (nor past a device's capacity).
+        let sink = try BlockSink(path: options.path, allotted: options.expectedSize)
         let listener = try TCPListener(bind: options.bind, port: options.port ?? 0, family: options.family)
         reporter.log("listening on \(options.bind ?? options.family.anyAddress) port \(listener.port)")
         reporter.listening(port: listener.port)
