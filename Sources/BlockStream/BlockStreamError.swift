@@ -4,6 +4,10 @@ public struct BlockStreamError: Error, CustomStringConvertible, Sendable, Equata
     public enum Kind: String, Sendable {
         case configuration, connect, handshake, magic, compression, source, destination, destinationFull
         case truncated, timeout, protocolError, integrity, journal
+        /// More data than the destination's allotted size.
+        case beyondDestination
+        /// A resume journal written for another destination file or device.
+        case journalOfAnotherDestination
     }
 
     public let kind: Kind

@@ -29,9 +29,11 @@ struct ImportExportCommand: ParsableCommand {
     @Option(name: .customLong("connect-timeout"), help: "Seconds: export, per connection attempt (default 20); import, to wait for an authenticated connection (default 300).")
     var connectTimeout: Double?
     @Option(name: .customLong("connect-retries"), help: "Export: further attempts after a failed connect, 1 s apart.") var connectRetries: Int = 10
+    @Option(name: .customLong("handshake-timeout"), help: "Seconds: import, for each incoming connection to authenticate (others are served meanwhile); export, per TLS handshake attempt (default 10).")
+    var handshakeTimeout: Double = ImportExportOptions.defaultHandshakeTimeout
     @Option(help: "none, gzip, gzip-fast, gzip-slow or zstd; both ends must agree.") var compress: String = "none"
     @Option(help: "Magic sent (export) or required (import) at the start of the stream.") var magic: String?
-    @Option(name: .customLong("expected-size"), help: "Expected size in MiB, for progress percent and ETA.") var expectedSize: Int64?
+    @Option(name: .customLong("expected-size"), help: "Expected size in MiB, for progress percent and ETA; import: the most the destination receives.") var expectedSize: Int64?
     @Option(help: ArgumentHelp("Export: read this file or device instead of stdin.", valueName: "PATH")) var source: String?
     @Option(help: ArgumentHelp("Import: write this file or device instead of stdout.", valueName: "PATH")) var dest: String?
     @Option(name: .customLong("protocol"), help: "auto (gnt-move/1 when both ends speak it, else Ganeti's stream), ganeti, or v1.")
@@ -50,6 +52,10 @@ struct ImportExportCommand: ParsableCommand {
         if mode == .export && dest != nil { throw ValidationError("--dest is for import") }
         if let port, !(0...65535).contains(port) { throw ValidationError("--port \(port) is not a TCP port") }
         if let connectTimeout, connectTimeout <= 0 { throw ValidationError("--connect-timeout must be positive") }
+        if let expectedSize, expectedSize < 0 || expectedSize.multipliedReportingOverflow(by: 1_048_576).overflow {
+            throw ValidationError("--expected-size \(expectedSize) is not a size in MiB")
+        }
+        if handshakeTimeout <= 0 { throw ValidationError("--handshake-timeout must be positive") }
         if connectRetries < 0 { throw ValidationError("--connect-retries must not be negative") }
         if resume && mode == .import { throw ValidationError("--resume is for export; the importer resumes from its journal when asked") }
         if resume && streamProtocol == "ganeti" { throw ValidationError("--resume needs gnt-move/1, not --protocol ganeti") }
@@ -64,13 +70,14 @@ struct ImportExportCommand: ParsableCommand {
         options.host = host
         options.port = port
         options.connectRetries = connectRetries
+        options.handshakeTimeout = handshakeTimeout
         do {
             options.stream.compression = try CompressionMethod(name: compress)
         } catch {
             throw ValidationError(error.message)
         }
         options.stream.magic = magic
-        options.expectedSize = expectedSize.map { $0 * 1_048_576 }
+        options.expectedSize = expectedSize.map { $0.multipliedReportingOverflow(by: 1_048_576).partialValue }
         options.path = mode == .import ? dest : source
         guard let chosen = ImportExportOptions.StreamProtocol(rawValue: streamProtocol) else {
             throw ValidationError("--protocol must be auto, ganeti or v1")

@@ -63,43 +63,33 @@ public enum ImportExportDaemon {
 
     static func runImport(_ options: ImportExportOptions, reporter: StatusReporter, onListening: (Int) -> Void) throws {
         let context = try tlsContext(options, role: .server, offerV1: options.streamProtocol != .ganeti)
-        let sink = try BlockSink(path: options.path)
+        // The importer never writes past --expected-size (nor past a device's capacity).
+        let sink = try BlockSink(path: options.path, allotted: options.expectedSize)
         let listener = try TCPListener(bind: options.bind, port: options.port ?? 0, family: options.family)
         reporter.log("listening on \(options.bind ?? options.family.anyAddress) port \(listener.port)")
         reporter.listening(port: listener.port)
         onListening(listener.port)
 
         // Keep listening after a failed handshake, as Ganeti's socat listener does ("forever"):
-        // a stray connection must not end the import. Only a connection that authenticates is used.
+        // a stray connection must not end the import. Connections are authenticated side by
+        // side, each within --handshake-timeout, so an idle or hostile one cannot hold up the
+        // exporter; only the first that authenticates is used.
+        let acceptor = try ImportAcceptor(listener: listener, context: context, handshakeTimeout: options.handshakeTimeout, reporter: reporter)
         let deadline = Monotonic.now() + options.connectTimeout
-        var lastRejection: String?
-        while true {
-            guard let (socket, peer) = try listener.accept(until: deadline) else {
-                let detail = lastRejection.map { "; last attempt: \($0)" } ?? ""
-                throw BlockStreamError(.timeout, "no authenticated connection within \(formatSeconds(options.connectTimeout))\(detail)")
-            }
-            let connection = try TLSConnection(context: context, socket: socket)
-            do {
-                try connection.handshake(timeout: max(1, min(30, deadline - Monotonic.now())), peerName: peer)
-            } catch {
-                lastRejection = error.message
-                reporter.log("rejected connection: \(error.message)")
-                // A normal close, so that the TLS alert reaches the peer before the FIN.
-                connection.closeSocket()
-                continue
-            }
-            if try negotiate(connection, options, peer: "the exporter at \(peer)", reporter: reporter) {
-                let importer = V1StreamImporter(settings: options.stream, reporter: reporter, journalPath: options.effectiveJournalPath,
-                                                targetIsZero: options.targetIsZero,
-                                                binding: { size in try journalBinding(options, context: context, role: "import", size: size) })
-                let digest = try importer.run(connection: connection, sink: sink)
-                reporter.update { $0.digest = DiskDigest.render(digest) }
-                reporter.log("received the disk into \(sink.name); digest \(DiskDigest.render(digest)) matches the exporter's")
-            } else {
-                try GanetiStreamImporter(settings: options.stream, reporter: reporter).run(connection: connection, sink: sink)
-                reporter.log("received \(sink.bytesWritten) bytes into \(sink.name)")
-            }
-            return
+        guard let (connection, peer) = try acceptor.accept(until: deadline) else {
+            let detail = acceptor.lastRejection.map { "; last attempt: \($0)" } ?? ""
+            throw BlockStreamError(.timeout, "no authenticated connection within \(formatSeconds(options.connectTimeout))\(detail)")
+        }
+        if try negotiate(connection, options, peer: "the exporter at \(peer)", reporter: reporter) {
+            let importer = V1StreamImporter(settings: options.stream, reporter: reporter, journalPath: options.effectiveJournalPath,
+                                            targetIsZero: options.targetIsZero,
+                                            binding: { size in try journalBinding(options, context: context, role: "import", size: size) })
+            let digest = try importer.run(connection: connection, sink: sink)
+            reporter.update { $0.digest = DiskDigest.render(digest) }
+            reporter.log("received the disk into \(sink.name); digest \(DiskDigest.render(digest)) matches the exporter's")
+        } else {
+            try GanetiStreamImporter(settings: options.stream, reporter: reporter).run(connection: connection, sink: sink)
+            reporter.log("received \(sink.bytesWritten) bytes into \(sink.name)")
         }
     }
 
@@ -114,15 +104,7 @@ public enum ImportExportDaemon {
         let context = try tlsContext(options, role: .client, offerV1: options.streamProtocol != .ganeti && source.size != nil)
         let connector = TCPConnector(host: host, port: port, family: options.family, attemptTimeout: options.connectTimeout,
                                      retries: options.connectRetries, retryInterval: 1)
-        let socket = try connector.connect(onRetry: reporter.log)
-        let connection = try TLSConnection(context: context, socket: socket)
-        do {
-            try connection.handshake(timeout: options.connectTimeout, peerName: connector.peerName)
-            try connection.awaitServerVerdict(timeout: 2, peerName: connector.peerName)
-        } catch {
-            connection.abort()
-            throw error
-        }
+        let connection = try authenticatedConnection(connector, context: context, handshakeTimeout: options.handshakeTimeout, reporter: reporter)
         let v1 = try negotiate(connection, options, peer: "the importer at \(connector.peerName)", reporter: reporter)
         let limiter = options.bandwidthLimit.map { BandwidthLimiter(bytesPerSecond: $0) }
         if v1, let size = source.size {
@@ -138,6 +120,37 @@ public enum ImportExportDaemon {
             try GanetiStreamExporter(settings: options.stream, reporter: reporter, limiter: limiter).run(connection: connection, source: source)
             reporter.log("sent \(reporter.bytesMoved.load(ordering: .relaxed)) bytes from \(source.name)")
         }
+    }
+
+    /// Connects and authenticates, retrying both: a handshake that fails or times out (the
+    /// importer busy with other connections, a connection cut off) is tried again like a refused
+    /// connect, up to the connector's retries, 1 s apart.
+    static func authenticatedConnection(_ connector: TCPConnector, context: TLSContext, handshakeTimeout: Double,
+                                        reporter: StatusReporter) throws -> TLSConnection {
+        var lastFailure = ""
+        for attempt in 0...max(0, connector.retries) {
+            if attempt > 0 {
+                reporter.log("connection attempt \(attempt) to \(connector.peerName) failed: \(lastFailure); retrying in \(formatSeconds(connector.retryInterval))")
+                usleep(useconds_t(connector.retryInterval * 1_000_000))
+            }
+            let socket: Int32
+            do {
+                socket = try connector.connectOnce()
+            } catch {
+                lastFailure = error.message
+                continue
+            }
+            let connection = try TLSConnection(context: context, socket: socket)
+            do {
+                try connection.handshake(timeout: handshakeTimeout, peerName: connector.peerName)
+                try connection.awaitServerVerdict(timeout: 2, peerName: connector.peerName)
+                return connection
+            } catch {
+                connection.abort()
+                lastFailure = error.message
+            }
+        }
+        throw BlockStreamError(.connect, "cannot connect to \(connector.peerName) after \(connector.retries + 1) attempt(s): \(lastFailure)")
     }
 
     static func formatSeconds(_ seconds: Double) -> String {

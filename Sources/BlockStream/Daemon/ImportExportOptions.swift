@@ -23,6 +23,10 @@ public struct ImportExportOptions: Sendable {
     /// Export: per attempt. Import: how long to wait for an authenticated connection.
     public var connectTimeout: Double
     public var connectRetries: Int = 10
+    /// Import: how long one incoming connection may take to authenticate before it is dropped.
+    /// Export: how long one attempt's TLS handshake may take before the exporter tries again.
+    public var handshakeTimeout: Double = ImportExportOptions.defaultHandshakeTimeout
+    public static let defaultHandshakeTimeout = 10.0
     public var stream = StreamSettings()
     /// For progress percent and ETA, in bytes.
     public var expectedSize: Int64?

@@ -39,6 +39,14 @@ public struct TCPConnector: Sendable {
         throw BlockStreamError(.connect, "cannot connect to \(peerName) after \(retries + 1) attempt(s): \(lastFailure)")
     }
 
+    /// One attempt, without retrying; the error's message is the bare reason.
+    public func connectOnce() throws(BlockStreamError) -> Int32 {
+        switch attemptOnce() {
+        case .success(let fd): return fd
+        case .failure(let reason): throw BlockStreamError(.connect, reason.message)
+        }
+    }
+
     private func attemptOnce() -> Result<Int32, AttemptFailure> {
         var hints = addrinfo()
         hints.ai_family = family.posix

@@ -5,7 +5,7 @@ import Glibc
 /// The importer's listening socket.
 public final class TCPListener: @unchecked Sendable {
     public let port: Int
-    private let fd: Int32
+    private var fd: Int32
 
     /// Listens on `bind` (default: every address of `family`) and `port` (0: an ephemeral one).
     public init(bind: String?, port: Int, family: AddressFamily) throws(BlockStreamError) {
@@ -26,12 +26,12 @@ public final class TCPListener: @unchecked Sendable {
         if family == .ipv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<Int32>.size)) }
         guard Glibc.bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
             let reason = systemError()
-            close(fd)
+            Glibc.close(fd)
             throw BlockStreamError(.configuration, "cannot listen on \(bind ?? family.anyAddress) port \(port): \(reason)")
         }
         guard listen(fd, 16) == 0 else {
             let reason = systemError()
-            close(fd)
+            Glibc.close(fd)
             throw BlockStreamError(.configuration, "listen failed: \(reason)")
         }
         var storage = sockaddr_storage()
@@ -46,11 +46,43 @@ public final class TCPListener: @unchecked Sendable {
             }
             return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
         }
+        // Non-blocking, so that a connection that went away between poll and accept cannot
+        // block the accepting thread.
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         self.fd = fd
         self.port = Int(boundPort)
     }
 
-    deinit { close(fd) }
+    deinit { close() }
+
+    /// The listening descriptor, for polling; -1 once closed.
+    public var descriptor: Int32 { fd }
+
+    /// Stops listening: later connection attempts are refused by the kernel.
+    public func close() {
+        guard fd >= 0 else { return }
+        _ = Glibc.close(fd)
+        fd = -1
+    }
+
+    /// Accepts one connection that is already waiting; nil when there is none.
+    public func acceptReady() throws(BlockStreamError) -> (socket: Int32, peer: String)? {
+        while true {
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let client = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(fd, $0, &length) }
+            }
+            if client < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
+                throw BlockStreamError(.connect, "accepting a connection failed: \(systemError())")
+            }
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            TransferSocket.configure(client)
+            return (client, TransferSocket.describe(&storage))
+        }
+    }
 
     /// Waits until `deadline` (monotonic seconds) for a connection. Returns the connected socket
     /// and the peer's address, or nil at the deadline.
@@ -71,7 +103,7 @@ public final class TCPListener: @unchecked Sendable {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(fd, $0, &length) }
             }
             if client < 0 {
-                if errno == EINTR || errno == ECONNABORTED || errno == EAGAIN { continue }
+                if errno == EINTR || errno == ECONNABORTED || errno == EAGAIN || errno == EWOULDBLOCK { continue }
                 throw BlockStreamError(.connect, "accepting a connection failed: \(systemError())")
             }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)

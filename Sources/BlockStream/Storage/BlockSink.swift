@@ -25,8 +25,11 @@ public final class BlockSink: @unchecked Sendable {
     /// Guards the lazy creation of the file: the writer and the durability thread share the sink.
     private let openLock = NSLock()
 
-    /// Opens `path` for writing; nil means stdout.
-    public init(path: String?) throws(BlockStreamError) {
+    /// Opens `path` for writing; nil means stdout. `allotted` (bytes) is what the destination
+    /// may receive at most (`--expected-size`); a block device's capacity bounds it as well.
+    /// A symbolic link is refused (see ``SafePath``); a file that does not exist yet is created
+    /// exclusively, with the first byte written.
+    public init(path: String?, allotted: Int64? = nil) throws(BlockStreamError) {
         self.path = path
         guard let path else {
             descriptor = 1
@@ -35,17 +38,23 @@ public final class BlockSink: @unchecked Sendable {
             var info = stat()
             fstat(1, &info)
             isRegularFile = (info.st_mode & S_IFMT) == S_IFREG
+            allottedSize = nil
             return
         }
         ownsDescriptor = true
-        var info = stat()
-        if stat(path, &info) == 0 {
-            let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw BlockStreamError(.destination, "cannot open destination \(path): \(systemError())") }
+        var capacity: Int64?
+        if let real = try SafePath.resolve(path, role: "destination", kind: .destination) {
+            let fd = try SafePath.open(real, given: path, flags: O_WRONLY, role: "destination", kind: .destination)
+            var info = stat()
+            fstat(fd, &info)
             descriptor = fd
             isBlockDevice = (info.st_mode & S_IFMT) == S_IFBLK
             isRegularFile = (info.st_mode & S_IFMT) == S_IFREG
             initialSize = isRegularFile ? Int64(info.st_size) : 0
+            if isBlockDevice {
+                let bytes = gnt_block_device_size(fd)
+                capacity = bytes >= 0 ? bytes : nil
+            }
         } else {
             let parent = path.contains("/") ? String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]) : "."
             guard access(parent.isEmpty ? "/" : parent, W_OK) == 0 else {
@@ -55,9 +64,19 @@ public final class BlockSink: @unchecked Sendable {
             isBlockDevice = false
             isRegularFile = true
         }
+        if let capacity {
+            allottedSize = min(allotted ?? capacity, capacity)
+        } else {
+            allottedSize = allotted
+        }
     }
 
     deinit { if ownsDescriptor && descriptor >= 0 { close(descriptor) } }
+
+    /// The most bytes this destination may receive: `--expected-size` and a device's capacity.
+    /// Nothing is ever written at or beyond it. Nil for stdout (an OS script's stream may carry
+    /// more than the disk) and when unknown.
+    public let allottedSize: Int64?
 
     /// The open descriptor, creating the file on first use.
     public var fd: Int32 {
@@ -65,11 +84,36 @@ public final class BlockSink: @unchecked Sendable {
             openLock.lock()
             defer { openLock.unlock() }
             if descriptor < 0, let path {
-                let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
-                guard fd >= 0 else { throw BlockStreamError(.destination, "cannot create destination \(path): \(systemError())") }
+                let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+                guard fd >= 0 else {
+                    if errno == EEXIST {
+                        throw BlockStreamError(.destination, "destination \(path) appeared after the importer started; refusing to write into a file it did not create")
+                    }
+                    throw BlockStreamError(.destination, "cannot create destination \(path): \(systemError())")
+                }
                 descriptor = fd
             }
             return descriptor
+        }
+    }
+
+    /// Device and inode of the destination, once it is open (nil for stdout and before creation).
+    public var identity: (device: UInt64, inode: UInt64)? {
+        openLock.lock()
+        defer { openLock.unlock() }
+        guard path != nil, descriptor >= 0 else { return nil }
+        return SafePath.identity(descriptor)
+    }
+
+    /// Refuses a write of `count` bytes at `position` that would reach beyond the allotted size
+    /// (checked without overflow, whatever the values).
+    func checkBounds(_ position: Int64, _ count: Int64) throws(BlockStreamError) {
+        let (end, overflow) = position.addingReportingOverflow(count)
+        guard position >= 0, count >= 0, !overflow else {
+            throw BlockStreamError(.beyondDestination, "refusing to write \(count) bytes at byte \(position) of \(name): the range is not representable")
+        }
+        if let allottedSize, end > allottedSize {
+            throw BlockStreamError(.beyondDestination, "the stream carries more than the \(allottedSize) bytes allotted to destination \(name) (it reaches byte \(end)); nothing beyond them was written")
         }
     }
 
@@ -84,6 +128,7 @@ public final class BlockSink: @unchecked Sendable {
 
     /// Appends all of `data` at the current position.
     public func write(_ data: UnsafeRawBufferPointer) throws(BlockStreamError) {
+        try checkBounds(bytesWritten, Int64(data.count))
         let fd = try self.fd
         var offset = 0
         while offset < data.count {
@@ -100,6 +145,7 @@ public final class BlockSink: @unchecked Sendable {
 
     /// Writes all of `data` at `offset`.
     public func write(_ data: UnsafeRawBufferPointer, at position: Int64) throws(BlockStreamError) {
+        try checkBounds(position, Int64(data.count))
         let fd = try self.fd
         var offset = 0
         while offset < data.count {
@@ -119,6 +165,7 @@ public final class BlockSink: @unchecked Sendable {
     /// to be zero already.
     public func writeZeros(at offset: Int64, length: Int64, targetIsZero: Bool) throws(BlockStreamError) {
         guard length > 0 else { return }
+        try checkBounds(offset, length)
         let fd = try self.fd
         if isRegularFile {
             let end = min(offset + length, initialSize)
@@ -158,6 +205,7 @@ public final class BlockSink: @unchecked Sendable {
     /// Ganeti's `conv=notrunc`, a larger target keeps its tail.
     public func extend(to size: Int64) throws(BlockStreamError) {
         guard isRegularFile else { return }
+        try checkBounds(0, size)
         let fd = try self.fd
         var info = stat()
         fstat(fd, &info)

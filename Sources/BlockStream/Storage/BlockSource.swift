@@ -22,8 +22,12 @@ public final class BlockSource: @unchecked Sendable {
             size = nil
             return
         }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw BlockStreamError(.source, "cannot open source \(path): \(systemError())") }
+        // A symbolic link is refused (see SafePath), so that a planted link cannot make the
+        // exporter send another file or disk.
+        guard let real = try SafePath.resolve(path, role: "source", kind: .source) else {
+            throw BlockStreamError(.source, "cannot open source \(path): \(systemError(ENOENT))")
+        }
+        let fd = try SafePath.open(real, given: path, flags: O_RDONLY, role: "source", kind: .source)
         var info = stat()
         fstat(fd, &info)
         self.fd = fd

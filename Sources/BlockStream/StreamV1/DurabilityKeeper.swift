@@ -6,7 +6,7 @@ import Foundation
 /// then appends them to the journal.
 final class DurabilityKeeper: @unchecked Sendable {
     private let sink: BlockSink
-    private let journal: TransferJournal?
+    private let journal: JournalSlot?
     private let interval: Double
     private let condition = NSCondition()
     private var pending: [[UInt8]] = []
@@ -14,7 +14,7 @@ final class DurabilityKeeper: @unchecked Sendable {
     private var failure: (any Error)?
     private var thread: JoinableThread?
 
-    init(sink: BlockSink, journal: TransferJournal?, interval: Double) {
+    init(sink: BlockSink, journal: JournalSlot?, interval: Double) {
         self.sink = sink
         self.journal = journal
         self.interval = interval
@@ -62,5 +62,27 @@ final class DurabilityKeeper: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         if let failure { throw failure }
+    }
+}
+
+/// The importer's journal: one resumed from, or one created with the first durable records,
+/// when the destination exists and its device and inode can be bound into it.
+final class JournalSlot: @unchecked Sendable {
+    private var journal: TransferJournal?
+    private let create: () throws -> TransferJournal
+
+    init(existing: TransferJournal) {
+        journal = existing
+        create = { existing }
+    }
+
+    init(create: @escaping () throws -> TransferJournal) {
+        self.create = create
+    }
+
+    func append(_ digests: [[UInt8]], durable: Bool) throws {
+        let current = try journal ?? create()
+        journal = current
+        try current.append(digests, durable: durable)
     }
 }

@@ -23,6 +23,19 @@ final class TransferJournal: @unchecked Sendable {
         var chunk_size: Int
         var local_certificate: String
         var peer_certificate: String
+        /// The importer's destination: the path it was given and the device and inode it opened,
+        /// so that a journal is never applied to another file or device (nil on the exporter).
+        var destination: String?
+        var destination_device: UInt64?
+        var destination_inode: UInt64?
+
+        /// Everything but the destination agrees.
+        func sameTransfer(as other: Binding) -> Bool {
+            var mine = self, theirs = other
+            (mine.destination, mine.destination_device, mine.destination_inode) = (nil, nil, nil)
+            (theirs.destination, theirs.destination_device, theirs.destination_inode) = (nil, nil, nil)
+            return mine == theirs
+        }
     }
 
     static let headerLine = "gnt-move-journal 1\n"
@@ -43,13 +56,27 @@ final class TransferJournal: @unchecked Sendable {
 
     deinit { close(fd) }
 
-    /// Starts a new journal, replacing any old one.
+    /// Refuses a symbolic link at the journal's path: the journal is never followed elsewhere.
+    static func refuseSymlink(_ path: String) throws(BlockStreamError) {
+        var info = stat()
+        if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
+            throw BlockStreamError(.journal, "journal \(path) is a symbolic link; refusing to follow it (remove it to start over)")
+        }
+    }
+
+    /// Removes the journal at `path`, if any (a symbolic link is removed, never followed).
+    static func discard(path: String) { unlink(path) }
+
+    /// Starts a new journal, replacing any old one. A symbolic link at `path` is refused; the
+    /// journal is written beside it under a fresh name (O_EXCL, O_NOFOLLOW) and renamed over it.
     static func create(path: String, binding: Binding) throws(BlockStreamError) -> TransferJournal {
+        try refuseSymlink(path)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let header = Array(headerLine.utf8) + Array((try? encoder.encode(binding)) ?? Data()) + [0x0a]
         let temporary = path + ".new"
-        let fd = Glibc.open(temporary, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        unlink(temporary)
+        let fd = Glibc.open(temporary, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw BlockStreamError(.journal, "cannot create journal \(path): \(systemError())") }
         let written = header.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         guard written == header.count, fsync(fd) == 0, rename(temporary, path) == 0 else {
@@ -61,12 +88,21 @@ final class TransferJournal: @unchecked Sendable {
     }
 
     /// Opens an existing journal; nil if there is none. A journal whose binding differs from
-    /// `expected` is refused with an error that says what differs.
+    /// `expected` is refused with an error that says what differs; one that differs only in its
+    /// destination with a ``BlockStreamError/Kind/journalOfAnotherDestination`` error. A symbolic
+    /// link at `path` is refused.
     static func open(path: String, expected: Binding) throws(BlockStreamError) -> TransferJournal? {
-        let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
+        try refuseSymlink(path)
+        let fd = Glibc.open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT { return nil }
+            if errno == ELOOP { throw BlockStreamError(.journal, "journal \(path) is a symbolic link; refusing to follow it (remove it to start over)") }
             throw BlockStreamError(.journal, "cannot open journal \(path): \(systemError())")
+        }
+        var opened = stat()
+        guard fstat(fd, &opened) == 0, (opened.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
+            throw BlockStreamError(.journal, "journal \(path) is not a regular file")
         }
         var prefix = [UInt8](repeating: 0, count: 4096)
         let n = prefix.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
@@ -76,6 +112,15 @@ final class TransferJournal: @unchecked Sendable {
               let binding = try? JSONDecoder().decode(Binding.self, from: Data(lines[1])) else {
             close(fd)
             throw BlockStreamError(.journal, "journal \(path) is damaged or not a gnt-move journal")
+        }
+        if binding != expected && binding.sameTransfer(as: expected) {
+            close(fd)
+            var differences: [String] = []
+            if binding.destination != expected.destination { differences.append("path \(binding.destination ?? "none") now \(expected.destination ?? "none")") }
+            if binding.destination_device != expected.destination_device || binding.destination_inode != expected.destination_inode {
+                differences.append("device/inode \(binding.destination_device.map(String.init) ?? "none")/\(binding.destination_inode.map(String.init) ?? "none") now \(expected.destination_device.map(String.init) ?? "none")/\(expected.destination_inode.map(String.init) ?? "none")")
+            }
+            throw BlockStreamError(.journalOfAnotherDestination, "journal \(path) was written for another destination (\(differences.joined(separator: "; ")))")
         }
         guard binding == expected else {
             close(fd)

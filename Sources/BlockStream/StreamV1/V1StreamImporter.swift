@@ -44,23 +44,47 @@ struct V1StreamImporter {
         if let capacity = sink.deviceSize, capacity < hello.size {
             throw BlockStreamError(.destination, "destination \(sink.name) (\(capacity) bytes) is smaller than the source (\(hello.size) bytes)")
         }
+        if let allotted = sink.allottedSize, allotted < hello.size {
+            throw BlockStreamError(.beyondDestination, "the source (\(hello.size) bytes) is larger than the \(allotted) bytes allotted to destination \(sink.name) (--expected-size); nothing was written")
+        }
         var digest = DiskDigest()
-        var journal: TransferJournal?
+        var journal: JournalSlot?
         var offset: Int64 = 0
-        let expected = try binding(hello.size)
+        let transfer = try binding(hello.size)
+        /// The binding, with the destination as it is now (its device and inode once it exists).
+        let bound = { [sink] () -> TransferJournal.Binding in
+            var binding = transfer
+            binding.destination = sink.path
+            if let identity = sink.identity { (binding.destination_device, binding.destination_inode) = (identity.device, identity.inode) }
+            return binding
+        }
+        var resumeFrom: TransferJournal?
         if hello.resume {
             guard let journalPath else { throw BlockStreamError(.journal, "--resume needs a journal, but this importer keeps none (no status file)") }
-            guard let existing = try TransferJournal.open(path: journalPath, expected: expected) else {
-                throw BlockStreamError(.journal, "--resume was asked, but there is no journal \(journalPath) for this transfer")
+            do {
+                resumeFrom = try TransferJournal.open(path: journalPath, expected: bound())
+                if resumeFrom == nil {
+                    throw BlockStreamError(.journal, "--resume was asked, but there is no journal \(journalPath) for this transfer")
+                }
+            } catch let error as BlockStreamError where error.kind == .journalOfAnotherDestination {
+                // Its records describe another file's or device's blocks: never trust them here.
+                reporter.log("\(error.message); not resuming from it: receiving the whole disk again")
+                TransferJournal.discard(path: journalPath)
             }
+        }
+        if let existing = resumeFrom, let journalPath {
             let records = existing.records
             try existing.replay(records) { digest.add(chunkDigest: $0) }
             offset = min(records * Int64(V1Protocol.chunkSize), hello.size)
-            journal = existing
+            journal = JournalSlot(existing: existing)
             reporter.log("resuming at byte \(offset) of \(hello.size) from journal \(journalPath)")
             reporter.update { $0.resume_offset = offset }
         } else if let journalPath {
-            journal = try TransferJournal.create(path: journalPath, binding: expected)
+            // A fresh transfer: an old journal must not outlive it. The new one is created with
+            // the first durable records, when the destination exists and can be bound.
+            try TransferJournal.refuseSymlink(journalPath)
+            TransferJournal.discard(path: journalPath)
+            journal = JournalSlot { try TransferJournal.create(path: journalPath, binding: bound()) }
         }
         try link.send(V1FrameHeader(type: .welcome), payload: V1Control.encode(V1Welcome(offset: offset)))
         reporter.bytesMoved.store(offset, ordering: .relaxed)
@@ -80,7 +104,7 @@ struct V1StreamImporter {
 
     /// Receives frames until END; returns the END header.
     private func pipeline(link: V1Connection, sink: BlockSink, from start: Int64, size: Int64,
-                          digest: inout DiskDigest, journal: TransferJournal?) throws -> V1FrameHeader {
+                          digest: inout DiskDigest, journal: JournalSlot?) throws -> V1FrameHeader {
         let failure = PipelineFailure()
         let receivePool = BufferPool(buffers: StreamSettings.buffersPerStage + 2, capacity: V1Protocol.maxPayload)
         let decodedPool = BufferPool(buffers: StreamSettings.buffersPerStage + 2, capacity: V1Protocol.chunkSize)
@@ -109,7 +133,8 @@ struct V1StreamImporter {
                 guard item.diskOffset == writerState.next else {
                     throw BlockStreamError(.protocolError, "gnt-move/1: frame for byte \(item.diskOffset) arrived where byte \(writerState.next) was expected")
                 }
-                guard item.diskOffset + item.diskLength <= size else {
+                let (itemEnd, overflow) = item.diskOffset.addingReportingOverflow(item.diskLength)
+                guard !overflow, itemEnd <= size else {
                     throw BlockStreamError(.protocolError, "gnt-move/1: frame runs past the end of the disk (\(size) bytes)")
                 }
                 var digests: [[UInt8]] = []
@@ -150,11 +175,12 @@ struct V1StreamImporter {
                     link.connection.waitReadable(timeout: 0.2)
                 }
                 let frame = try link.readHeader(expecting: "a frame")
+                let (frameOffset, frameLength) = try Self.checkedRange(frame, size: size)
                 guard let item = receivePool.take() else { break }
                 item.sequence = sequence
                 sequence += 1
-                item.diskOffset = Int64(frame.offset)
-                item.diskLength = Int64(frame.length)
+                item.diskOffset = frameOffset
+                item.diskLength = frameLength
                 switch frame.type {
                 case .data:
                     guard frame.length > 0, frame.length <= UInt64(V1Protocol.chunkSize), frame.payloadLength > 0 else {
@@ -196,6 +222,25 @@ struct V1StreamImporter {
             throw BlockStreamError(.protocolError, "gnt-move/1: END announces \(endHeader.length) bytes, HELLO \(size)")
         }
         return endHeader
+    }
+
+    /// The disk range a DATA or ZERO frame covers, refused (with one error that names the frame)
+    /// when it does not lie inside the disk announced by HELLO. The frame's fields come from the
+    /// peer: every sum is checked for overflow.
+    static func checkedRange(_ frame: V1FrameHeader, size: Int64) throws(BlockStreamError) -> (offset: Int64, length: Int64) {
+        guard frame.type == .data || frame.type == .zero else { return (0, 0) }
+        let name = frame.type == .data ? "DATA" : "ZERO"
+        guard let offset = Int64(exactly: frame.offset), let length = Int64(exactly: frame.length) else {
+            throw BlockStreamError(.protocolError, "gnt-move/1: \(name) frame at byte \(frame.offset) of length \(frame.length) lies beyond the end of the disk (\(size) bytes)")
+        }
+        let (end, overflow) = offset.addingReportingOverflow(length)
+        guard !overflow, end <= size else {
+            throw BlockStreamError(.protocolError, "gnt-move/1: \(name) frame at byte \(offset) of length \(length) lies beyond the end of the disk (\(size) bytes)")
+        }
+        guard length > 0 else {
+            throw BlockStreamError(.protocolError, "gnt-move/1: empty \(name) frame at byte \(offset)")
+        }
+        return (offset, length)
     }
 
     /// Worker step: decompress if needed and verify the chunk's checksum.

@@ -29,6 +29,9 @@ final class DiskTransferProcess: @unchecked Sendable {
         let logPath = folder + "/log"
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        // The child gets its own copy of the descriptor; the agent's must be closed whether or
+        // not the spawn succeeded, or every transfer leaks one.
+        defer { try? log.close() }
         let daemon = [executable, "import-export", statusPath, mode, "--ca", folder + "/ca"] + arguments
         if let osScript {
             // bash with pipefail, arguments passed positionally so that nothing needs quoting.
