@@ -38,6 +38,9 @@ public final class AgentHarness: @unchecked Sendable {
 
     deinit { stop() }
 
+    /// The pid of the running `gnt-move agent serve` process.
+    public var serverPID: Int32? { server?.pid }
+
     public var password: String { ((try? String(contentsOfFile: dir + "/password", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) }
 
     public func client(user: String? = "gnt-move", password: String? = nil) throws -> RAPIClient {

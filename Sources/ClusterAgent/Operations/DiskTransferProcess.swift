@@ -46,7 +46,7 @@ final class DiskTransferProcess: @unchecked Sendable {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try DaemonSpawner.shared.run(process)
         try? Data(String(process.processIdentifier).utf8).write(to: URL(fileURLWithPath: folder + "/pid"))
     }
 
@@ -63,6 +63,44 @@ final class DiskTransferProcess: @unchecked Sendable {
     }
 
     func removeFolder() { try? FileManager.default.removeItem(atPath: folder) }
+}
+
+/// Starts every disk daemon from one long-lived thread. Foundation's `Process` keeps the run loop
+/// of the thread that started it (an epoll, an eventfd and a timerfd); started from whichever
+/// pool thread runs the job, those accumulate as the pool's threads change.
+final class DaemonSpawner: @unchecked Sendable {
+    static let shared = DaemonSpawner()
+    private let condition = NSCondition()
+    private var work: [() -> Void] = []
+
+    private init() {
+        let thread = Thread { [self] in
+            while true {
+                condition.lock()
+                while work.isEmpty { condition.wait() }
+                let next = work.removeFirst()
+                condition.unlock()
+                next()
+            }
+        }
+        thread.name = "daemon-spawner"
+        thread.start()
+    }
+
+    /// Runs `process.run()` on the spawner thread and waits for it (a fork and exec: brief).
+    func run(_ process: Process) throws {
+        let done = DispatchSemaphore(value: 0)
+        var failure: (any Error)?
+        condition.lock()
+        work.append {
+            do { try process.run() } catch { failure = error }
+            done.signal()
+        }
+        condition.signal()
+        condition.unlock()
+        done.wait()
+        if let failure { throw failure }
+    }
 }
 
 /// Ganeti's progress wording: `"1.5G, 12.0 MiB/s, 30%"` (`FormatProgress`).
