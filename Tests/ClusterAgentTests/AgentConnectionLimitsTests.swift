@@ -5,9 +5,9 @@ import MoveTrust
 import TestSupport
 import XCTest
 
-/// Slow and idle clients do not starve the agent's HTTPS server: handshakes that do not finish
-/// and idle connections are closed by the server after their timeouts, and a cap on open
-/// connections holds. The agent runs with short timeouts, set through its environment.
+/// Slow and idle clients do not starve the agent's HTTPS server: handshakes that do not finish,
+/// idle connections and bodies trickled after the answer are closed by the server after their
+/// timeouts, and a cap on open connections holds. The agent runs with short timeouts, set through its environment.
 final class AgentConnectionLimitsTests: XCTestCase {
     var folder: TemporaryDirectory!
     var agent: AgentHarness!
@@ -16,6 +16,7 @@ final class AgentConnectionLimitsTests: XCTestCase {
     /// Well apart, so each closing can be told from the other.
     static let handshakeTimeout = 3.0
     static let idleTimeout = 8.0
+    static let unreadBodyTimeout = 3.0
 
     override func setUpWithError() throws {
         folder = TemporaryDirectory("limits")
@@ -34,6 +35,7 @@ final class AgentConnectionLimitsTests: XCTestCase {
         let environment = ProcessInfo.processInfo.environment.merging([
             "GNT_MOVE_AGENT_HANDSHAKE_TIMEOUT": String(Self.handshakeTimeout),
             "GNT_MOVE_AGENT_IDLE_TIMEOUT": String(Self.idleTimeout),
+            "GNT_MOVE_AGENT_UNREAD_BODY_TIMEOUT": String(Self.unreadBodyTimeout),
             "GNT_MOVE_AGENT_MAX_CONNECTIONS": String(maxConnections),
         ]) { $1 }
         let process = try BackgroundProcess(Repository.gntMove, ["agent", "serve", "--dir", agent.dir], environment: environment)
@@ -88,6 +90,30 @@ final class AgentConnectionLimitsTests: XCTestCase {
 
         let after = try await timedInfo()
         XCTAssertLessThan(after, 2)
+    }
+
+    /// A client that, once answered, keeps trickling a body the server did not need (here, to an
+    /// open GET) does not hold its connection beyond the unread-body timeout, though each chunk
+    /// would count as activity for the idle timeout.
+    func testTricklingAnUnreadBodyDoesNotHoldTheConnection() async throws {
+        signal(SIGPIPE, SIG_IGN)  // the server may close while the test writes to s_client
+        try startAgent(maxConnections: 256)
+        let client = try BackgroundProcess("/usr/bin/openssl", ["s_client", "-quiet", "-connect", "127.0.0.1:\(agent.port)",
+                                                                "-servername", "localhost", "-CAfile", agent.dir + "/rapi.crt",
+                                                                "-verify_return_error"], stdinPipe: true)
+        defer { client.kill(); client.wait() }
+        let started = Date()
+        try client.writeStdin(Data("GET /2/info HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n".utf8))
+        XCTAssertTrue(waitFor(timeout: 10) { client.stdout.contains("HTTP/1.1 200") }, "no answer: \(client.stdout) \(client.stderr)")
+        // One small chunk every 300 ms: well within the idle timeout each time.
+        while client.process.isRunning && Date().timeIntervalSince(started) < Self.idleTimeout + 4 {
+            try? client.writeStdin(Data("1\r\nx\r\n".utf8))
+            try await Task.sleep(nanoseconds: 300_000_000)
+        }
+        let held = Date().timeIntervalSince(started)
+        XCTAssertFalse(client.process.isRunning, "the connection was held for \(held) s by a trickled body")
+        XCTAssertLessThan(held, Self.unreadBodyTimeout + 3)
+        XCTAssertGreaterThan(held, Self.unreadBodyTimeout - 1, "closed before the unread-body timeout")
     }
 
     /// With a cap of 20, 20 silent connections fill the server: the next request waits until the
