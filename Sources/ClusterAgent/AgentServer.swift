@@ -23,10 +23,13 @@ public enum AgentServer {
         tls.minimumTLSVersion = .tlsv12
         var logger = Logger(label: "gnt-move.agent")
         logger.logLevel = .warning
-        let http = HTTP1Channel.Configuration(idleTimeout: ServerLimits.amount(limits.idleTimeout))
+        let unreadBodyTimeout = ServerLimits.amount(limits.unreadBodyTimeout)
+        let http = HTTP1Channel.Configuration(additionalChannelHandlers: [UnreadBodyLimiter(timeout: unreadBodyTimeout)],
+                                              idleTimeout: ServerLimits.amount(limits.idleTimeout))
         let handshakeTimeout = ServerLimits.amount(limits.handshakeTimeout)
         let serverTLS = tls
-        // TLS, then the handshake deadline, then HTTP/1.1 with its idle timeout.
+        // TLS, then the handshake deadline, then HTTP/1.1 with its idle timeout and a bound on
+        // bodies left unread.
         let server = HTTPServerBuilder { responder in
             try TLSChannel(HandshakeDeadlineChannel(base: HTTP1Channel(responder: responder, configuration: http), timeout: handshakeTimeout),
                            tlsConfiguration: serverTLS)

@@ -1,4 +1,5 @@
 import AgentTestSupport
+import ClusterAgent
 import Foundation
 import MoveCoordinator
 import MoveTrust
@@ -107,6 +108,23 @@ final class AgentAPIHostileInputTests: XCTestCase {
     static func split(_ pathAndQuery: String) -> (String, String) {
         guard let mark = pathAndQuery.firstIndex(of: "?") else { return (pathAndQuery, "") }
         return (String(pathAndQuery[..<mark]), String(pathAndQuery[mark...]))
+    }
+
+    /// The canonical form itself: what each spelling becomes, and what has none.
+    func testCanonicalPaths() throws {
+        let same: [(String, String)] = [
+            ("/", "/"), ("//", "/"), ("/2/info", "/2/info"), ("/2/info/", "/2/info"), ("//2///info//", "/2/info"),
+            ("/%32/info", "/2/info"), ("/2/inf%6f", "/2/info"), ("/2/jobs/1/wai%74/", "/2/jobs/1/wait"),
+            ("/2/instances/vm%2D1.example", "/2/instances/vm-1.example"), ("/2/instances/%C3%A9", "/2/instances/é"),
+        ]
+        for (raw, canonical) in same { XCTAssertEqual(try RAPIPath(raw: raw).description, canonical, raw) }
+        for raw in ["", "2/info", "/2/./info", "/2/../info", "/2/info/..", "/%2e%2e/info", "/2/x%2Fy", "/2/x%2fy", "/2/x%00",
+                    "/2/x%", "/2/x%4", "/2/x%zz", "/2/x%2541", "/2/x%FF", "/2/x%C0%80", "/2/x%3F", "/2/x%23", "/2/x%5C", "/2/x%0A",
+                    "/2/x%7F", "/2/x#y", "/2/x\\y", "/2/x\ty", "*", "https://localhost/2/info"] {
+            XCTAssertThrowsError(try RAPIPath(raw: raw), raw)
+        }
+        XCTAssertTrue(try RAPIPath(raw: "/2/jobs/1/WAIT/").isJobWait)
+        XCTAssertFalse(try RAPIPath(raw: "/2/jobs/1").isJobWait)
     }
 
     func assertGanetiError(_ response: RawHTTPS.Response, _ code: Int, _ context: String, file: StaticString = #filePath, line: UInt = #line) {

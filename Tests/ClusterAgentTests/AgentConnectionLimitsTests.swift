@@ -5,17 +5,18 @@ import MoveTrust
 import TestSupport
 import XCTest
 
-/// Slow and idle clients do not starve the agent's HTTPS server: handshakes that do not finish
-/// and idle connections are closed by the server after their timeouts, and a cap on open
-/// connections holds. The agent runs with short timeouts, set through its environment.
+/// Slow and idle clients do not starve the agent's HTTPS server: handshakes that do not finish,
+/// idle connections and bodies trickled after the answer are closed by the server after their
+/// timeouts, and a cap on open connections holds. The agent runs with short timeouts, set through its environment.
 final class AgentConnectionLimitsTests: XCTestCase {
     var folder: TemporaryDirectory!
     var agent: AgentHarness!
     var server: BackgroundProcess?
 
     /// Well apart, so each closing can be told from the other.
-    static let handshakeTimeout = 2.0
-    static let idleTimeout = 6.0
+    static let handshakeTimeout = 3.0
+    static let idleTimeout = 8.0
+    static let unreadBodyTimeout = 3.0
 
     override func setUpWithError() throws {
         folder = TemporaryDirectory("limits")
@@ -34,6 +35,7 @@ final class AgentConnectionLimitsTests: XCTestCase {
         let environment = ProcessInfo.processInfo.environment.merging([
             "GNT_MOVE_AGENT_HANDSHAKE_TIMEOUT": String(Self.handshakeTimeout),
             "GNT_MOVE_AGENT_IDLE_TIMEOUT": String(Self.idleTimeout),
+            "GNT_MOVE_AGENT_UNREAD_BODY_TIMEOUT": String(Self.unreadBodyTimeout),
             "GNT_MOVE_AGENT_MAX_CONNECTIONS": String(maxConnections),
         ]) { $1 }
         let process = try BackgroundProcess(Repository.gntMove, ["agent", "serve", "--dir", agent.dir], environment: environment)
@@ -66,7 +68,7 @@ final class AgentConnectionLimitsTests: XCTestCase {
 
         // The server still answers at once.
         let seconds = try await timedInfo()
-        XCTAssertLessThan(seconds, 2, "GET /2/info took \(seconds) s with 56 slow clients connected")
+        XCTAssertLessThan(seconds, Self.handshakeTimeout - 0.5, "GET /2/info took \(seconds) s with 56 slow clients connected")
         // Nothing is closed before its time: the sockets are open a second before the deadline.
         let early = Self.handshakeTimeout - 1 - Date().timeIntervalSince(opened)
         if early > 0 {
@@ -77,7 +79,7 @@ final class AgentConnectionLimitsTests: XCTestCase {
 
         // After the handshake timeout, and before the idle timeout, the server has closed all of them.
         for (index, socket) in (idle + stalled).enumerated() {
-            let left = Self.handshakeTimeout + 2.5 - Date().timeIntervalSince(opened)
+            let left = Self.handshakeTimeout + 3 - Date().timeIntervalSince(opened)
             XCTAssertTrue(socket.closedByPeer(within: max(left, 0.1)), "connection \(index) still open")
         }
         XCTAssertTrue(waitFor(timeout: Self.idleTimeout + 5) { !quiet.process.isRunning },
@@ -88,6 +90,30 @@ final class AgentConnectionLimitsTests: XCTestCase {
 
         let after = try await timedInfo()
         XCTAssertLessThan(after, 2)
+    }
+
+    /// A client that, once answered, keeps trickling a body the server did not need (here, to an
+    /// open GET) does not hold its connection beyond the unread-body timeout, though each chunk
+    /// would count as activity for the idle timeout.
+    func testTricklingAnUnreadBodyDoesNotHoldTheConnection() async throws {
+        signal(SIGPIPE, SIG_IGN)  // the server may close while the test writes to s_client
+        try startAgent(maxConnections: 256)
+        let client = try BackgroundProcess("/usr/bin/openssl", ["s_client", "-quiet", "-connect", "127.0.0.1:\(agent.port)",
+                                                                "-servername", "localhost", "-CAfile", agent.dir + "/rapi.crt",
+                                                                "-verify_return_error"], stdinPipe: true)
+        defer { client.kill(); client.wait() }
+        let started = Date()
+        try client.writeStdin(Data("GET /2/info HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n".utf8))
+        XCTAssertTrue(waitFor(timeout: 10) { client.stdout.contains("HTTP/1.1 200") }, "no answer: \(client.stdout) \(client.stderr)")
+        // One small chunk every 300 ms: well within the idle timeout each time.
+        while client.process.isRunning && Date().timeIntervalSince(started) < Self.idleTimeout + 4 {
+            try? client.writeStdin(Data("1\r\nx\r\n".utf8))
+            try await Task.sleep(nanoseconds: 300_000_000)
+        }
+        let held = Date().timeIntervalSince(started)
+        XCTAssertFalse(client.process.isRunning, "the connection was held for \(held) s by a trickled body")
+        XCTAssertLessThan(held, Self.unreadBodyTimeout + 3)
+        XCTAssertGreaterThan(held, Self.unreadBodyTimeout - 1, "closed before the unread-body timeout")
     }
 
     /// With a cap of 20, 20 silent connections fill the server: the next request waits until the
@@ -102,7 +128,7 @@ final class AgentConnectionLimitsTests: XCTestCase {
         let silent = try (0..<20).map { _ in try RawTCPSocket(port: agent.port) }
         try await Task.sleep(nanoseconds: 300_000_000)
         let seconds = try await timedInfo()
-        XCTAssertGreaterThan(seconds, Self.handshakeTimeout - 0.8, "a 21st connection was served at once with a cap of 20")
+        XCTAssertGreaterThan(seconds, Self.handshakeTimeout - 1.2, "a 21st connection was served at once with a cap of 20")
         XCTAssertLessThan(Date().timeIntervalSince(opened), Self.handshakeTimeout + 5, "the request was not served after the places freed up")
         for socket in silent { XCTAssertTrue(socket.closedByPeer(within: 5)) }
     }

@@ -47,7 +47,7 @@ public struct RawHTTPS: Sendable {
             for header in request.headers { arguments += ["-H", header] }
             if let body = request.body {
                 let file = scratch.file("request\(index)")
-                FileManager.default.createFile(atPath: file, contents: Data(body))
+                _ = FileManager.default.createFile(atPath: file, contents: Data(body))
                 arguments += ["--data-binary", "@" + file, "-H", "Content-Type: application/json"]
             }
             arguments.append("https://localhost:\(port)\(request.path)")
