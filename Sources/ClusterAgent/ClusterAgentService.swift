@@ -196,6 +196,7 @@ public final class ClusterAgentService: Sendable {
             throw AgentError.wrongInput("\(spec.disks.count) disk sizes for \(diskPaths.count) disk paths")
         }
         try SpecValidation.check(spec)
+        guard try database.instance(spec.name) == nil else { throw AgentError.exists("Instance '\(spec.name)' is already in the cluster") }
         try DiskOwnership.checkUnowned(diskPaths, instances: try database.instances())
         try database.insert(InstanceRecord(spec: spec, diskPaths: diskPaths, adminState: running ? "up" : "down"))
         if running { try hypervisor.start(spec.name) }

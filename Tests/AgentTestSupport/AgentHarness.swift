@@ -24,6 +24,26 @@ public final class AgentHarness: @unchecked Sendable {
         XCTAssertEqual(init_.status, 0, init_.stderr)
     }
 
+    /// A lone agent (not started) with a fresh cluster domain secret, in a new temporary folder.
+    public static func alone(_ label: String, cluster: String) throws -> AgentHarness {
+        let folder = TemporaryDirectory(label)
+        let secret = folder.file("cds")
+        XCTAssertEqual(try gntMove("secret", "new", "--out", secret).status, 0)
+        return try AgentHarness(cluster: cluster, secret: secret, folder: folder)
+    }
+
+    /// `gnt-move move` from `self` to `destination` on loopback, with both clusters' CAs and
+    /// credentials and the coordinator's state in `stateDir`.
+    public func moveArguments(to destination: AgentHarness, _ instances: [String], stateDir: String) -> [String] {
+        ["move", "127.0.0.1", "127.0.0.1"] + instances + [
+            "--src-rapi-port", String(port), "--dest-rapi-port", String(destination.port),
+            "--src-ca-file", dir + "/rapi.crt", "--dest-ca-file", destination.dir + "/rapi.crt",
+            "--src-username", "gnt-move", "--src-password-file", dir + "/password",
+            "--dest-username", "gnt-move", "--dest-password-file", destination.dir + "/password",
+            "--state-dir", stateDir,
+        ]
+    }
+
     public func start() throws {
         server = try BackgroundProcess(Repository.gntMove, ["agent", "serve", "--dir", dir])
         let ready = waitFor(timeout: 30) { [self] in (server?.stderr ?? "").contains("listening on") }

@@ -15,10 +15,8 @@ final class AgentAPIHostileInputTests: XCTestCase {
     var raw: RawHTTPS!
 
     override func setUpWithError() throws {
-        folder = TemporaryDirectory("hostile")
-        let secret = folder.file("cds")
-        XCTAssertEqual(try gntMove("secret", "new", "--out", secret).status, 0)
-        agent = try AgentHarness(cluster: "cluster-h", secret: secret, folder: folder)
+        agent = try AgentHarness.alone("hostile", cluster: "cluster-h")
+        folder = agent.folder
         try agent.start()
         let image = folder.file("vm1.img")
         try TestData.writeMixed(image, size: 1 << 20)

@@ -15,10 +15,8 @@ final class AgentBodyFuzzTests: XCTestCase {
     var raw: RawHTTPS!
 
     override func setUpWithError() throws {
-        folder = TemporaryDirectory("bodyfuzz")
-        let secret = folder.file("cds")
-        XCTAssertEqual(try gntMove("secret", "new", "--out", secret).status, 0)
-        agent = try AgentHarness(cluster: "cluster-f", secret: secret, folder: folder)
+        agent = try AgentHarness.alone("bodyfuzz", cluster: "cluster-f")
+        folder = agent.folder
         try agent.start()
         let image = folder.file("vm1.img")
         try TestData.writeMixed(image, size: 1 << 20)

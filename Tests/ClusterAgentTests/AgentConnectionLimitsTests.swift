@@ -19,10 +19,8 @@ final class AgentConnectionLimitsTests: XCTestCase {
     static let unreadBodyTimeout = 3.0
 
     override func setUpWithError() throws {
-        folder = TemporaryDirectory("limits")
-        let secret = folder.file("cds")
-        XCTAssertEqual(try gntMove("secret", "new", "--out", secret).status, 0)
-        agent = try AgentHarness(cluster: "cluster-l", secret: secret, folder: folder)
+        agent = try AgentHarness.alone("limits", cluster: "cluster-l")
+        folder = agent.folder
     }
 
     override func tearDown() {

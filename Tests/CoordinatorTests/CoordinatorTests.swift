@@ -23,13 +23,7 @@ final class CoordinatorTests: XCTestCase {
     }
 
     func moveArguments(_ instances: [String], extra: [String] = []) -> [String] {
-        ["move", "127.0.0.1", "127.0.0.1"] + instances + [
-            "--src-rapi-port", String(source.port), "--dest-rapi-port", String(destination.port),
-            "--src-ca-file", source.dir + "/rapi.crt", "--dest-ca-file", destination.dir + "/rapi.crt",
-            "--src-username", "gnt-move", "--src-password-file", source.dir + "/password",
-            "--dest-username", "gnt-move", "--dest-password-file", destination.dir + "/password",
-            "--state-dir", stateDir,
-        ] + extra
+        source.moveArguments(to: destination, instances, stateDir: stateDir) + extra
     }
 
     func events(_ output: String) throws -> [JSONValue] {

@@ -35,12 +35,8 @@ final class MoveSafetyTests: XCTestCase {
     }
 
     func move(_ instance: String, _ extra: [String] = [], environment: [String: String]? = nil) throws -> ProcessResult {
-        let arguments = ["move", "127.0.0.1", "127.0.0.1", instance, "--json", "--state-dir", stateDir,
-                         "--src-rapi-port", String(source.port), "--dest-rapi-port", String(destination.port),
-                         "--src-ca-file", source.dir + "/rapi.crt", "--dest-ca-file", destination.dir + "/rapi.crt",
-                         "--src-username", "gnt-move", "--src-password-file", source.dir + "/password",
-                         "--dest-username", "gnt-move", "--dest-password-file", destination.dir + "/password"] + extra
-        return try runProcess(Repository.gntMove, arguments, environment: environment)
+        try runProcess(Repository.gntMove, source.moveArguments(to: destination, [instance], stateDir: stateDir) + ["--json"] + extra,
+                       environment: environment)
     }
 
     func snapshot() async throws -> SystemSnapshot { try await SystemSnapshot.take([source, destination], folder: folder) }
@@ -232,12 +228,7 @@ final class MoveSafetyTests: XCTestCase {
         let info = try await stubborn.client().request(.GET, "/2/info")
         XCTAssertEqual(info["gnt_move_hypervisor_driver"]?.stringValue, "command")
         let before = try await SystemSnapshot.take([stubborn, destination], folder: folder)
-        let arguments = ["move", "127.0.0.1", "127.0.0.1", "vm-on", "--json", "--state-dir", stateDir,
-                         "--src-rapi-port", String(stubborn.port), "--dest-rapi-port", String(destination.port),
-                         "--src-ca-file", stubborn.dir + "/rapi.crt", "--dest-ca-file", destination.dir + "/rapi.crt",
-                         "--src-username", "gnt-move", "--src-password-file", stubborn.dir + "/password",
-                         "--dest-username", "gnt-move", "--dest-password-file", destination.dir + "/password"]
-        let result = try runProcess(Repository.gntMove, arguments)
+        let result = try runProcess(Repository.gntMove, stubborn.moveArguments(to: destination, ["vm-on"], stateDir: stateDir) + ["--json"])
         XCTAssertEqual(result.status, 1, result.stdout)
         let failed = try lastEvent(result)
         XCTAssertTrue(failed["message"]?.stringValue?.contains("is still running 2 s after it was asked to stop") == true, failed.serialized)

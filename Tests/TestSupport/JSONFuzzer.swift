@@ -1,19 +1,5 @@
 import Foundation
 
-/// A small, seeded random generator (SplitMix64): the same seed gives the same inputs, so a
-/// failure found in CI can be replayed with `GNT_MOVE_FUZZ_SEED`.
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// A bounded mutation fuzzer for JSON request bodies. It starts from valid bodies and applies
 /// byte-level mutations (flips, insertions, deletions, splices) and token-level ones (huge and
 /// odd numbers, long strings, invalid UTF-8, broken escapes, deep nesting).
@@ -21,14 +7,14 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
 /// `GNT_MOVE_FUZZ_SECONDS` sets how long a run lasts (default: `defaultSeconds`, a few seconds
 /// for CI); `GNT_MOVE_FUZZ_SEED` fixes the seed (default: a constant, so runs are reproducible).
 public struct JSONFuzzer {
-    public var random: SeededGenerator
+    public var random: SplitMix64
     public let seed: UInt64
     public let seeds: [[UInt8]]
 
     public init(seeds: [String], defaultSeed: UInt64 = 0x676E_742D_6D6F_7665) {
         let environment = ProcessInfo.processInfo.environment
         seed = environment["GNT_MOVE_FUZZ_SEED"].flatMap { UInt64($0) } ?? defaultSeed
-        random = SeededGenerator(seed: seed)
+        random = SplitMix64(seed: seed)
         self.seeds = seeds.map { Array($0.utf8) }
     }
 

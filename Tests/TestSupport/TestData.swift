@@ -53,8 +53,9 @@ public enum TestData {
     }
 }
 
-/// A small deterministic generator, so test data is the same on every run.
-public struct SplitMix64 {
+/// A small deterministic generator, so test data is the same on every run and a fuzz failure
+/// can be replayed from its seed.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {

@@ -126,31 +126,18 @@ public enum ImportExportDaemon {
     /// importer busy with other connections, a connection cut off) is tried again like a refused
     /// connect, up to the connector's retries, 1 s apart.
     static func authenticatedConnection(_ connector: TCPConnector, context: TLSContext, handshakeTimeout: Double,
-                                        reporter: StatusReporter) throws -> TLSConnection {
-        var lastFailure = ""
-        for attempt in 0...max(0, connector.retries) {
-            if attempt > 0 {
-                reporter.log("connection attempt \(attempt) to \(connector.peerName) failed: \(lastFailure); retrying in \(formatSeconds(connector.retryInterval))")
-                usleep(useconds_t(connector.retryInterval * 1_000_000))
-            }
-            let socket: Int32
-            do {
-                socket = try connector.connectOnce()
-            } catch {
-                lastFailure = error.message
-                continue
-            }
-            let connection = try TLSConnection(context: context, socket: socket)
+                                        reporter: StatusReporter) throws(BlockStreamError) -> TLSConnection {
+        try connector.retrying(onRetry: reporter.log) { () throws -> TLSConnection in
+            let connection = try TLSConnection(context: context, socket: try connector.connectOnce())
             do {
                 try connection.handshake(timeout: handshakeTimeout, peerName: connector.peerName)
                 try connection.awaitServerVerdict(timeout: 2, peerName: connector.peerName)
                 return connection
             } catch {
                 connection.abort()
-                lastFailure = error.message
+                throw error
             }
         }
-        throw BlockStreamError(.connect, "cannot connect to \(connector.peerName) after \(connector.retries + 1) attempt(s): \(lastFailure)")
     }
 
     static func formatSeconds(_ seconds: Double) -> String {

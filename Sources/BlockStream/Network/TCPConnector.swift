@@ -25,15 +25,22 @@ public struct TCPConnector: Sendable {
 
     /// Connects, retrying on failure; `onRetry` hears of each failed attempt.
     public func connect(onRetry: (String) -> Void = { _ in }) throws(BlockStreamError) -> Int32 {
+        try retrying(onRetry: onRetry) { try connectOnce() }
+    }
+
+    /// Runs `attempt` up to `retries + 1` times, `retryInterval` apart, until it succeeds; the
+    /// final error names the last failure. The exporter retries connect and TLS handshake together.
+    public func retrying<T>(onRetry: (String) -> Void = { _ in }, _ attempt: () throws -> T) throws(BlockStreamError) -> T {
         var lastFailure = ""
-        for attempt in 0...max(0, retries) {
-            if attempt > 0 {
-                onRetry("connection attempt \(attempt) to \(peerName) failed: \(lastFailure); retrying in \(retryInterval) s")
+        for number in 0...max(0, retries) {
+            if number > 0 {
+                onRetry("connection attempt \(number) to \(peerName) failed: \(lastFailure); retrying in \(retryInterval) s")
                 usleep(useconds_t(retryInterval * 1_000_000))
             }
-            switch attemptOnce() {
-            case .success(let fd): return fd
-            case .failure(let reason): lastFailure = reason.message
+            do {
+                return try attempt()
+            } catch {
+                lastFailure = "\(error)"
             }
         }
         throw BlockStreamError(.connect, "cannot connect to \(peerName) after \(retries + 1) attempt(s): \(lastFailure)")

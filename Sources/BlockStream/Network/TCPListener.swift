@@ -83,32 +83,4 @@ public final class TCPListener: @unchecked Sendable {
             return (client, TransferSocket.describe(&storage))
         }
     }
-
-    /// Waits until `deadline` (monotonic seconds) for a connection. Returns the connected socket
-    /// and the peer's address, or nil at the deadline.
-    public func accept(until deadline: Double) throws(BlockStreamError) -> (socket: Int32, peer: String)? {
-        while true {
-            let remaining = deadline - Monotonic.now()
-            if remaining <= 0 { return nil }
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&poller, 1, Int32(min(remaining, 3600) * 1000) + 1)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                throw BlockStreamError(.connect, "waiting for a connection failed: \(systemError())")
-            }
-            if ready == 0 { continue }
-            var storage = sockaddr_storage()
-            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let client = withUnsafeMutablePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(fd, $0, &length) }
-            }
-            if client < 0 {
-                if errno == EINTR || errno == ECONNABORTED || errno == EAGAIN || errno == EWOULDBLOCK { continue }
-                throw BlockStreamError(.connect, "accepting a connection failed: \(systemError())")
-            }
-            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-            TransferSocket.configure(client)
-            return (client, TransferSocket.describe(&storage))
-        }
-    }
 }

@@ -59,9 +59,11 @@ final class TransferJournal: @unchecked Sendable {
     /// Refuses a symbolic link at the journal's path: the journal is never followed elsewhere.
     static func refuseSymlink(_ path: String) throws(BlockStreamError) {
         var info = stat()
-        if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK {
-            throw BlockStreamError(.journal, "journal \(path) is a symbolic link; refusing to follow it (remove it to start over)")
-        }
+        if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK { throw symlinkRefusal(path) }
+    }
+
+    static func symlinkRefusal(_ path: String) -> BlockStreamError {
+        BlockStreamError(.journal, "journal \(path) is a symbolic link; refusing to follow it (remove it to start over)")
     }
 
     /// Removes the journal at `path`, if any (a symbolic link is removed, never followed).
@@ -92,11 +94,10 @@ final class TransferJournal: @unchecked Sendable {
     /// destination with a ``BlockStreamError/Kind/journalOfAnotherDestination`` error. A symbolic
     /// link at `path` is refused.
     static func open(path: String, expected: Binding) throws(BlockStreamError) -> TransferJournal? {
-        try refuseSymlink(path)
         let fd = Glibc.open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0 {
             if errno == ENOENT { return nil }
-            if errno == ELOOP { throw BlockStreamError(.journal, "journal \(path) is a symbolic link; refusing to follow it (remove it to start over)") }
+            if errno == ELOOP { throw symlinkRefusal(path) }
             throw BlockStreamError(.journal, "cannot open journal \(path): \(systemError())")
         }
         var opened = stat()

@@ -36,6 +36,9 @@ public enum AgentInitializer {
         guard !files.fileExists(atPath: paths.config) else {
             throw AgentError.exists("\(paths.root) already holds an agent (\(paths.config))")
         }
+        if options.hypervisorDriver == "command", options.startCommand == nil || options.stopCommand == nil || options.statusCommand == nil {
+            throw AgentError.wrongInput("--hypervisor-driver command needs --start-command, --stop-command and --status-command (the status command exits 0 only while the instance runs)")
+        }
         var draft = AgentConfig(clusterName: options.clusterName, nodeName: options.nodeName)
         draft.hypervisorDriver = options.hypervisorDriver
         (draft.startCommand, draft.stopCommand, draft.statusCommand) = (options.startCommand, options.stopCommand, options.statusCommand)
