@@ -51,6 +51,13 @@ public struct SystemSnapshot: Equatable, CustomStringConvertible {
         return result
     }
 
+    /// The snapshot without instance `name` on any cluster and without its disk files (those
+    /// whose name starts with `name.`): what a successful move of it may change.
+    public func excluding(_ name: String) -> SystemSnapshot {
+        SystemSnapshot(instances: instances.filter { !$0.key.hasSuffix("/" + name) },
+                       files: files.filter { !($0.key.split(separator: "/").last ?? "").hasPrefix(name + ".") })
+    }
+
     public var description: String { "\(instances.count) instance(s), \(files.count) file(s)" }
 
     /// Fails with each difference: an instance or file added, removed or changed.

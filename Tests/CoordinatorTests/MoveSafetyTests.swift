@@ -236,4 +236,97 @@ final class MoveSafetyTests: XCTestCase {
         XCTAssertTrue(waitFor(timeout: 30) { stubborn.keyNames.isEmpty && self.destination.keyNames.isEmpty })
         try await SystemSnapshot.take([stubborn, destination], folder: folder).assertSame(as: before, "source that does not stop")
     }
+
+    /// No space on the destination: refused before anything is created; nothing changes.
+    func testNoSpaceOnTheDestinationRemovesNothing() async throws {
+        // A sparse 4 TiB image, kept outside the snapshot's folder (hashing it would read 4 TiB).
+        let elsewhere = TemporaryDirectory("safety-huge")
+        let huge = elsewhere.file("huge.img")
+        XCTAssertTrue(FileManager.default.createFile(atPath: huge, contents: nil))
+        XCTAssertEqual(truncate(huge, 4 << 40), 0)
+        try source.addInstance("huge", disks: [huge], extra: ["--running"])
+        let before = try await snapshot()
+        let result = try move("huge")
+        XCTAssertEqual(result.status, 1, result.stdout)
+        let failed = try lastEvent(result)
+        XCTAssertEqual(failed["reason"]?.stringValue, "refused", failed.serialized)
+        XCTAssertTrue(failed["message"]?.stringValue?.contains("Not enough disk space") == true, failed.serialized)
+        try await assertUntouched(before, "no space")
+    }
+
+    /// An agent is killed (SIGKILL) and restarted at each state boundary of a move whose
+    /// coordinator was killed there too; the move is then aborted: both sides are as before.
+    func testAgentKilledAtEachStateThenAborted() async throws {
+        let states = ["source-prepared", "destination-created", "destination-listening", "exporting"]
+        var round = 0
+        for (side, agent) in [("source", source!), ("destination", destination!)] {
+            for state in states {
+                round += 1
+                let name = "ak\(round)"
+                try TestData.writeMixed(folder.file("\(name).img"), size: 3 << 20, seed: UInt64(round + 40))
+                try source.addInstance(name, disks: [folder.file("\(name).img")], extra: ["--running"])
+                let before = try await snapshot()
+                var environment = ProcessInfo.processInfo.environment
+                environment["GNT_MOVE_CRASH_AFTER"] = state
+                let crashed = try move(name, ["--bwlimit", "1M"], environment: environment)
+                XCTAssertEqual(crashed.status, 9, "\(side) \(state): \(crashed.stderr)")
+                let started = try XCTUnwrap(try crashed.stdout.split(separator: "\n").map { try JSONValue(parsing: String($0)) }
+                    .first { $0["event"]?.stringValue == "move-started" })
+                let id = try XCTUnwrap(started["move_id"]?.stringValue)
+                agent.stop()
+                try agent.start()
+                let aborted = try gntMove("abort", id, "--state-dir", stateDir)
+                XCTAssertEqual(aborted.status, 0, "\(side) \(state): \(aborted.stdout) \(aborted.stderr)")
+                try await assertUntouched(before, "\(side) agent killed after \(state), aborted")
+            }
+        }
+    }
+
+    /// A disk daemon is killed (SIGKILL) mid-transfer, on either side: the move is tried again
+    /// and ends done, with identical data, exactly once, no key left, and nothing else changed.
+    func testDiskDaemonKilledMidTransferThenTheMoveCompletes() async throws {
+        for (index, side) in [source!, destination!].enumerated() {
+            let name = "dk\(index)"
+            try TestData.writeRandom(folder.file("\(name).img"), size: 12 << 20)
+            let digest = try TestData.sha256(folder.file("\(name).img"))
+            try source.addInstance(name, disks: [folder.file("\(name).img")], extra: ["--running"])
+            let before = try await snapshot()
+            let coordinator = try BackgroundProcess(Repository.gntMove, source.moveArguments(to: destination, [name], stateDir: stateDir)
+                                                        + ["--json", "--bwlimit", "4M"])
+            XCTAssertTrue(waitFor(timeout: 30) { coordinator.stdout.contains("\"export\"") }, coordinator.stdout)
+            usleep(1_000_000)
+            let killed = try runProcess("/usr/bin/pkill", ["-KILL", "-f", side.dir + "/import-export/"])
+            XCTAssertEqual(killed.status, 0, "a daemon of \(side.cluster) was running")
+            XCTAssertEqual(coordinator.wait(timeout: 120), 0, coordinator.stdout + coordinator.stderr)
+            XCTAssertTrue(coordinator.stdout.contains("\"retry\""), coordinator.stdout)
+            XCTAssertEqual(try TestData.sha256(destination.dir + "/disks/\(name).disk0"), digest)
+            let list = try await destination.client().request(.GET, "/2/instances")
+            XCTAssertEqual(list.arrayValue?.filter { $0["id"]?.stringValue == name }.count, 1, "exactly once")
+            XCTAssertTrue(waitFor(timeout: 30) { self.source.keyNames.isEmpty && self.destination.keyNames.isEmpty })
+            try await snapshot().excluding(name).assertSame(as: before.excluding(name), "daemon of \(side.cluster) killed")
+        }
+    }
+
+    /// The destination's import fails after it created the instance (its OS import script
+    /// fails): the destination removes what it made, the move gives up after its retries, and
+    /// nothing that existed before changed.
+    func testImportFailingAfterCreationLeavesBothSidesAsBefore() async throws {
+        for (agent, importScript) in [(source!, "#!/bin/bash\ncat > \"$IMPORT_DEVICE\"\n"),
+                                      (destination!, "#!/bin/bash\ncat > /dev/null\necho 'import failed on purpose' >&2\nexit 1\n")] {
+            let os = agent.dir + "/os/failos"
+            try FileManager.default.createDirectory(atPath: os, withIntermediateDirectories: true)
+            for (script, text) in [("ganeti_api_version", "20\n"), ("export", "#!/bin/bash\ncat \"$EXPORT_DEVICE\"\n"), ("import", importScript)] {
+                try text.write(toFile: os + "/" + script, atomically: true, encoding: .utf8)
+                try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: os + "/" + script)
+            }
+        }
+        try TestData.writeMixed(folder.file("osvm.img"), size: 2 << 20, seed: 11)
+        try source.addInstance("osvm", disks: [folder.file("osvm.img")], extra: ["--running", "--os", "failos"])
+        let before = try await snapshot()
+        let result = try move("osvm")
+        XCTAssertEqual(result.status, 1, result.stdout)
+        XCTAssertTrue(result.stdout.contains("\"retry\""), "a failed transfer is tried again: \(result.stdout)")
+        XCTAssertTrue(result.stdout.contains("\"destination-created\"") || result.stdout.contains("create-destination"), result.stdout)
+        try await assertUntouched(before, "import failing after creation")
+    }
 }

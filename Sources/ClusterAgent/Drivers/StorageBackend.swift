@@ -3,7 +3,10 @@ import Foundation
 /// Where instance disks live. `file`: sparse image files in the agent's disks folder.
 /// `block`: LVM logical volumes made with the configured `lvcreate`/`lvremove` commands.
 public protocol StorageBackend: Sendable {
-    /// Creates disk `index` of `instance`, `sizeMiB` large; returns its path.
+    /// Where disk `index` of `instance` will be created (known before it is).
+    func plannedPath(instance: String, index: Int) -> String
+    /// Creates disk `index` of `instance`, `sizeMiB` large, at ``plannedPath(instance:index:)``;
+    /// returns its path.
     func create(instance: String, index: Int, sizeMiB: Int64) throws -> String
     func remove(path: String) throws
     /// Bytes available for new disks.
@@ -15,10 +18,12 @@ public struct FileStorage: StorageBackend {
 
     public init(folder: String) { self.folder = folder }
 
+    public func plannedPath(instance: String, index: Int) -> String { "\(folder)/\(instance).disk\(index)" }
+
     /// Creates the image exclusively (never over an existing file, never through a symlink),
     /// mode 0600, sparse. `instance` was checked against Ganeti's host-name rule: no `/`, no `..`.
     public func create(instance: String, index: Int, sizeMiB: Int64) throws -> String {
-        let path = "\(folder)/\(instance).disk\(index)"
+        let path = plannedPath(instance: instance, index: index)
         guard !instance.contains("/"), !instance.hasPrefix(".") else { throw AgentError.wrongInput("instance name '\(instance)' cannot name a disk file") }
         let (bytes, overflow) = sizeMiB.multipliedReportingOverflow(by: 1 << 20)
         guard sizeMiB > 0, !overflow else { throw AgentError.wrongInput("disk \(index): \(sizeMiB) MiB is out of range") }
@@ -54,10 +59,15 @@ public struct LVMStorage: StorageBackend {
     let lvremove: String
     let vgFree: String
 
+    static func volumeName(instance: String, index: Int) -> String {
+        "\(instance).disk\(index)".replacingOccurrences(of: "/", with: "_")
+    }
+
+    public func plannedPath(instance: String, index: Int) -> String { "/dev/\(volumeGroup)/\(Self.volumeName(instance: instance, index: index))" }
+
     public func create(instance: String, index: Int, sizeMiB: Int64) throws -> String {
-        let name = "\(instance).disk\(index)".replacingOccurrences(of: "/", with: "_")
-        try Shell.run("\(lvcreate) -L \(sizeMiB)m -n %s \(volumeGroup)", name)
-        return "/dev/\(volumeGroup)/\(name)"
+        try Shell.run("\(lvcreate) -L \(sizeMiB)m -n %s \(volumeGroup)", Self.volumeName(instance: instance, index: index))
+        return plannedPath(instance: instance, index: index)
     }
 
     public func remove(path: String) throws {

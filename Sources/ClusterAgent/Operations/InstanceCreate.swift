@@ -98,22 +98,33 @@ extension ClusterAgentService {
         }
     }
 
-    /// Creates the disks and the record; on failure removes what it made.
+    /// Records the instance, then creates its disks, so that a crash at any point leaves a
+    /// record naming every disk the agent may have made: the restart removes `creating` and
+    /// `importing` instances with their disks. A planned disk path that already exists is
+    /// refused before anything is recorded; one that appears meanwhile is dropped from the record
+    /// before the failure is handled, so no cleanup ever deletes a file the agent did not create.
     func materialize(_ spec: InstanceSpec, lifecycle: String, context: JobContext) throws -> InstanceRecord {
+        let planned = spec.disks.indices.map { storage.plannedPath(instance: spec.name, index: $0) }
+        for path in planned {
+            var info = stat()
+            if lstat(path, &info) == 0 { throw AgentError.exists("disk \(path) already exists; it is not this agent's to reuse") }
+        }
+        context.log("adding instance \(spec.name) to cluster config")
+        try database.insert(InstanceRecord(spec: spec, diskPaths: planned, adminState: "down", lifecycle: "creating"))
         context.log("* creating instance disks...")
-        var paths: [String] = []
+        var created = 0
         do {
             for (index, disk) in spec.disks.enumerated() {
-                paths.append(try storage.create(instance: spec.name, index: index, sizeMiB: disk.size))
+                _ = try storage.create(instance: spec.name, index: index, sizeMiB: disk.size)
+                created += 1
             }
-            context.log("adding instance \(spec.name) to cluster config")
-            let record = InstanceRecord(spec: spec, diskPaths: paths, adminState: "down", lifecycle: lifecycle)
-            try database.insert(record)
-            return record
         } catch {
-            for path in paths { try? storage.remove(path: path) }
+            try? database.update(spec.name) { $0.diskPaths = Array(planned.prefix(created)) }
+            try? remove(spec.name, context: nil)
             throw error
         }
+        try database.update(spec.name) { $0.lifecycle = lifecycle }
+        return try instance(spec.name)
     }
 
     func create(body: JSONValue, name: String, context: JobContext) async throws -> JSONValue {

@@ -5,8 +5,8 @@ import MoveTrust
 /// §9.9): expired per-move keys, half-created imports, and import/export daemons whose job is
 /// gone.
 extension ClusterAgentService {
-    /// At start-up no job of this agent can be running, so every import still marked
-    /// `importing` was abandoned by a crash, and every daemon left in the import-export folder
+    /// At start-up no job of this agent can be running, so every instance still marked
+    /// `creating` or `importing` was abandoned by a crash, and every daemon left in the import-export folder
     /// is an orphan.
     func recoverAfterRestart() {
         for folder in transferFolders() {
@@ -16,7 +16,7 @@ extension ClusterAgentService {
             }
             try? FileManager.default.removeItem(atPath: folder)
         }
-        for record in (try? database.instances()) ?? [] where record.lifecycle == "importing" {
+        for record in (try? database.instances()) ?? [] where record.lifecycle == "importing" || record.lifecycle == "creating" {
             try? remove(record.name, context: nil)
         }
         for name in importKeyStore.names() { try? importKeyStore.remove(name: name) }

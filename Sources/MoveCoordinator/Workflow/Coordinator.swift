@@ -152,14 +152,19 @@ public final class Coordinator: Sendable {
         var notes: [String] = []
         let source = try? RAPIClient(endpoint: request.source)
         let destination = try? RAPIClient(endpoint: request.destination)
+        var canceled: [(Int64, RAPIClient)] = []
         for (key, client) in [("export_job", source), ("create_job", destination)] {
             if let id = record.facts[key]?.integerValue, let client {
-                if let status = try? await client.job(id), let state = status["status"]?.stringValue, !["success", "error", "canceled"].contains(state) {
+                if let status = try? await client.job(id), let state = status["status"]?.stringValue, !Self.finishedJobStates.contains(state) {
                     _ = try? await client.cancelJob(id)
+                    canceled.append((id, client))
                     notes.append("canceled \(key.replacingOccurrences(of: "_job", with: "")) job \(id)")
                 }
             }
         }
+        // A canceled job winds down on its cluster (a destination removes what it half-created):
+        // wait for that before deciding what is left to remove, so cleanup sees the final state.
+        for (id, client) in canceled { await waitUntilFinished(id, on: client, timeout: Self.cancelWait) }
         // The destination instance goes only if this move provably made it and never completed it.
         if record.facts["finalized"] == nil, let destination {
             switch await destinationOwnership(record, request: request, destination: destination) {
@@ -189,6 +194,19 @@ public final class Coordinator: Sendable {
         emit(MoveEvent("move-failed", move: cleaned, ["reason": .string(record.reason ?? "internal"), "message": .string(record.error ?? ""),
                                                        "cleanup": .array(notes.map(JSONValue.string))]))
         return cleaned
+    }
+
+    static let finishedJobStates = ["success", "error", "canceled"]
+    /// How long cleanup waits for a canceled job to end.
+    static let cancelWait = 60.0
+
+    func waitUntilFinished(_ id: Int64, on client: RAPIClient, timeout: Double) async {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            guard let state = (try? await client.job(id))?["status"]?.stringValue, !Self.finishedJobStates.contains(state) else { return }
+            try? await Task.sleep(nanoseconds: 200_000_000)
+        }
+        logger.warning("job \(id) did not end within \(Int(timeout)) s of its cancel; cleaning up around it")
     }
 
     enum Ownership: Equatable {
