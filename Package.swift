@@ -66,6 +66,7 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["gnt-move", "MoveTrust", "TestSupport"]),
         .testTarget(name: "BlockStreamTests", dependencies: ["BlockStream", "OpenSSLSupport", "TestSupport"]),
         .target(name: "AgentTestSupport", dependencies: ["MoveCoordinator", "TestSupport"], path: "Tests/AgentTestSupport"),
+        .testTarget(name: "GanetiClusterTests", dependencies: ["MoveCoordinator", "TestSupport", "AgentTestSupport"]),
         .testTarget(name: "ClusterAgentTests", dependencies: ["ClusterAgent", "MoveCoordinator", "TestSupport", "AgentTestSupport"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
             "MoveCoordinator", "ClusterAgent", "TestSupport", "AgentTestSupport",

@@ -67,6 +67,8 @@ public final class ClusterAgentService: Sendable {
             "enabled_hypervisors": .array([.string(config.hypervisor)]),
             "default_hypervisor": .string(config.hypervisor),
             "enabled_disk_templates": .array(config.enabledDiskTemplates.map(JSONValue.string)),
+            // As Ganeti lists the tools its import/export accepts ("none" is always accepted).
+            "compression_tools": .array(SpecValidation.compressions.filter { $0 != "none" }.map(JSONValue.string)),
             "software_version": .string("gnt-move 0.1 (Ganeti RAPI 2 compatible)"),
             "gnt_move_hypervisor_driver": .string(config.hypervisorDriver == "fake"
                 ? "fake: demos and tests only, instances are records and no VM runs" : config.hypervisorDriver),

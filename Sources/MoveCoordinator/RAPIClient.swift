@@ -42,6 +42,10 @@ public struct RAPIError: Error, CustomStringConvertible, Sendable {
     public let status: Int
     public let message: String
     public var description: String { "RAPI error \(status): \(message)" }
+
+    /// A 4xx answer is the cluster's decision about this request (bad input, bad credentials, no
+    /// such object), which asking again does not change; a timeout or throttling may pass.
+    public var isRefusal: Bool { (400..<500).contains(status) && status != 408 && status != 429 }
 }
 
 /// A job that ended in error: Ganeti's encoded error `[class, [message, ecode]]`.
@@ -51,6 +55,18 @@ public struct RAPIJobError: Error, CustomStringConvertible, Sendable {
     public let message: String
     public let ecode: String?
     public var description: String { "job \(jobId) failed: \(errorClass): \(message)\(ecode.map { " (\($0))" } ?? "")" }
+
+    /// Ganeti refuses with `OpPrereqError` and an ecode (a name taken or unresolvable, bad input,
+    /// no space, a missing bridge or OS…): trying again gives the same answer. Only
+    /// `temp_insufficient_resources` may pass, and execution failures (`OpExecError`, a transfer
+    /// that broke) are worth a fresh attempt.
+    public var isRefusal: Bool {
+        if ecode == "temp_insufficient_resources" { return false }
+        return errorClass == "OpPrereqError" || Self.refusalCodes.contains(ecode ?? "")
+    }
+
+    static let refusalCodes: Set<String> = ["wrong_input", "already_exists", "unknown_entity", "insufficient_resources", "wrong_state",
+                                            "resource_not_unique", "resolver_error", "environment_error"]
 }
 
 /// The RAPI calls of spec §6, over HTTPS with Basic auth. The server is trusted by its

@@ -18,7 +18,7 @@ struct AgentCommand: AsyncParsableCommand {
         @Option(name: .customLong("cluster-name"), help: "This cluster's name.") var clusterName: String
         @Option(help: "HTTPS port.") var port = 5080
         @Option(help: "Address to serve on.") var bind = "0.0.0.0"
-        @Option(name: .customLong("data-address"), help: "Address published in disk info for the import daemons.") var dataAddress = "127.0.0.1"
+        @Option(name: .customLong("data-address"), help: "Address the import daemons listen on and publish in the signed disk info.") var dataAddress = "127.0.0.1"
         @Option(name: .customLong("node-name"), help: "This node's name (default: the host's FQDN).") var nodeName: String?
         @Option(help: ArgumentHelp("Use this cluster domain secret instead of making one.", valueName: "FILE")) var secret: String?
         @Option(help: "RAPI user with write access (default: 'gnt-move' with a generated password in DIR/password).") var user: String?
@@ -27,6 +27,9 @@ struct AgentCommand: AsyncParsableCommand {
                 help: ArgumentHelp("How instances are started and stopped: 'command' (the --start/--stop/--status-command) or 'fake' (demos and tests: no VM runs).",
                                    valueName: "fake|command"))
         var hypervisorDriver: String
+        @Option(help: ArgumentHelp("The hypervisor the cluster's instances run under, as Ganeti names it (kvm, xen-pvm, xen-hvm, lxc, chroot, fake): a move keeps it, so both ends must agree.",
+                                   valueName: "NAME"))
+        var hypervisor = "kvm"
         @Option(name: .customLong("start-command"), help: "command driver: starts an instance (%s is its name).") var startCommand: String?
         @Option(name: .customLong("stop-command"), help: "command driver: stops an instance (%s is its name).") var stopCommand: String?
         @Option(name: .customLong("status-command"), help: "command driver: exits 0 only while the instance runs (%s is its name).") var statusCommand: String?
@@ -37,6 +40,9 @@ struct AgentCommand: AsyncParsableCommand {
             guard AgentConfig.hypervisorDrivers.contains(hypervisorDriver) else {
                 throw ValidationError("--hypervisor-driver must be one of \(AgentConfig.hypervisorDrivers.joined(separator: ", ")), not '\(hypervisorDriver)'")
             }
+            guard AgentConfig.hypervisors.contains(hypervisor) else {
+                throw ValidationError("--hypervisor must be one of \(AgentConfig.hypervisors.joined(separator: ", ")), not '\(hypervisor)'")
+            }
         }
 
         func execute() throws {
@@ -45,6 +51,7 @@ struct AgentCommand: AsyncParsableCommand {
             options.stopCommand = stopCommand
             options.statusCommand = statusCommand
             options.requireSignedSpec = requireSignedSpec
+            options.hypervisor = hypervisor
             options.port = port
             options.bind = bind
             options.dataAddress = dataAddress
@@ -89,7 +96,7 @@ struct AgentCommand: AsyncParsableCommand {
         var nic: [String] = []
         @Option(help: "OS definition (default: none, raw disk copy).") var os: String?
         @Option(name: .customLong("disk-template"), help: "Disk template.") var diskTemplate = "file"
-        @Option(help: "Hypervisor.") var hypervisor = "kvm"
+        @Option(help: "Hypervisor (default: the agent's).") var hypervisor: String?
         @Option(help: "Tag (repeat).") var tag: [String] = []
         @Flag(help: "The instance is running.") var running = false
 
@@ -102,7 +109,7 @@ struct AgentCommand: AsyncParsableCommand {
                 disks.append(InstanceSpec.Disk(size: (bytes + (1 << 20) - 1) >> 20))
             }
             let nics = try nic.map(Self.parseNIC)
-            let spec = InstanceSpec(name: name, diskTemplate: diskTemplate, disks: disks, nics: nics, os: os, hypervisor: hypervisor,
+            let spec = InstanceSpec(name: name, diskTemplate: diskTemplate, disks: disks, nics: nics, os: os, hypervisor: hypervisor ?? service.config.hypervisor,
                                     beparams: ["maxmem": .int(memory), "minmem": .int(memory), "vcpus": .int(vcpus)], tags: tag)
             try service.adopt(spec: spec, diskPaths: disk.map { URL(fileURLWithPath: $0).standardizedFileURL.path }, running: running)
             print("instance \(name) adopted with \(disks.count) disk(s)")

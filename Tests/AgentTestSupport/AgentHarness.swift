@@ -12,14 +12,15 @@ public final class AgentHarness: @unchecked Sendable {
     public let cluster: String
     var server: BackgroundProcess?
 
+    /// `dataAddress` is where its import daemons listen (and what its signed disk info names).
     public init(cluster: String, secret: String, user: String = "gnt-move", folder: TemporaryDirectory,
-                initArguments: [String] = ["--hypervisor-driver", "fake"]) throws {
+                initArguments: [String] = ["--hypervisor-driver", "fake"], dataAddress: String = "127.0.0.1") throws {
         self.folder = folder
         self.cluster = cluster
         dir = folder.file(cluster)
         port = freePort()
         let init_ = try gntMove(arguments: ["agent", "init", "--dir", dir, "--cluster-name", cluster, "--port", String(port),
-                                            "--bind", "127.0.0.1", "--data-address", "127.0.0.1", "--node-name", "node-\(cluster)",
+                                            "--bind", "127.0.0.1", "--data-address", dataAddress, "--node-name", "node-\(cluster)",
                                             "--secret", secret] + initArguments)
         XCTAssertEqual(init_.status, 0, init_.stderr)
     }

@@ -32,18 +32,8 @@ final class RunAndBatchTests: XCTestCase {
                  "parallel": .int(parallel), "state_dir": .string(folder.file("state"))])
     }
 
-    /// Validates `documents` (one JSON per line) against a schema with Python's jsonschema.
     func validate(_ documents: [String], schema: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let script = folder.write("validate.py", """
-        import json, sys, jsonschema
-        schema = json.load(open(sys.argv[1]))
-        for n, text in enumerate(open(sys.argv[2]).read().splitlines()):
-            jsonschema.validate(json.loads(text), schema)
-        print("valid")
-        """)
-        let data = folder.write("documents.jsonl", documents.joined(separator: "\n") + "\n")
-        let result = try runProcess("/usr/bin/python3", [script, Repository.path("schemas/" + schema), data])
-        XCTAssertEqual(result.status, 0, result.stderr, file: file, line: line)
+        try SchemaValidation.validate(documents, schema: schema, file: file, line: line)
     }
 
     func testRunMovesInParallelAndEventsMatchTheSchema() throws {

@@ -42,14 +42,28 @@ public enum TestData {
         try Data(SecureRandom.bytes(size)).write(to: URL(fileURLWithPath: path))
     }
 
-    public static func sha256(_ path: String) throws -> String {
+    /// The SHA-256 of the file, or of its first `length` bytes.
+    public static func sha256(_ path: String, length: Int64? = nil) throws -> String {
         let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
         defer { try? handle.close() }
         let digest = IncrementalDigest(.sha256)
-        while let chunk = try handle.read(upToCount: 8 << 20), !chunk.isEmpty {
+        var left = length ?? .max
+        while left > 0, let chunk = try handle.read(upToCount: Int(min(left, 8 << 20))), !chunk.isEmpty {
             chunk.withUnsafeBytes { digest.update($0) }
+            left -= Int64(chunk.count)
         }
         return Hex.encode(digest.snapshot())
+    }
+
+    /// Whether every byte of the file from `offset` on is zero.
+    public static func isZero(_ path: String, from offset: Int64) throws -> Bool {
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        try handle.seek(toOffset: UInt64(offset))
+        while let chunk = try handle.read(upToCount: 8 << 20), !chunk.isEmpty {
+            if chunk.contains(where: { $0 != 0 }) { return false }
+        }
+        return true
     }
 }
 

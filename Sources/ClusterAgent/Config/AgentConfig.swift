@@ -52,6 +52,8 @@ public struct AgentConfig: Codable, Sendable, Equatable {
 
     /// The hypervisor drivers an agent can use; `fake` only records state (demos and tests).
     public static let hypervisorDrivers = ["fake", "command"]
+    /// Ganeti's hypervisor names, one of which the agent's instances are reported under.
+    public static let hypervisors = ["kvm", "xen-pvm", "xen-hvm", "lxc", "chroot", "fake"]
 
     public init(clusterName: String, nodeName: String, bindAddress: String = "0.0.0.0", port: Int = 5080,
                 dataAddress: String = "127.0.0.1") {
@@ -112,6 +114,9 @@ extension AgentConfig {
         func refuse(_ key: String, _ why: String) -> AgentError { AgentError.configuration("\(path): '\(key)' \(why)") }
         guard Self.hypervisorDrivers.contains(hypervisorDriver) else {
             throw refuse("hypervisorDriver", "is '\(hypervisorDriver)'; expected one of \(Self.hypervisorDrivers.joined(separator: ", "))")
+        }
+        guard Self.hypervisors.contains(hypervisor) else {
+            throw refuse("hypervisor", "is '\(hypervisor)'; expected one of \(Self.hypervisors.joined(separator: ", "))")
         }
         guard ["file", "block"].contains(storageBackend) else { throw refuse("storageBackend", "is '\(storageBackend)'; expected file or block") }
         for group in effectiveOverridePolicy where SpecOverrides.Group(rawValue: group) == nil {

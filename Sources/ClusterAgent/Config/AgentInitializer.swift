@@ -21,6 +21,8 @@ public enum AgentInitializer {
         public var stopCommand: String?
         public var statusCommand: String?
         public var requireSignedSpec = false
+        /// The hypervisor the cluster's instances are reported under (Ganeti's name).
+        public var hypervisor = "kvm"
 
         public init(clusterName: String, hypervisorDriver: String) {
             self.clusterName = clusterName
@@ -41,6 +43,7 @@ public enum AgentInitializer {
         }
         var draft = AgentConfig(clusterName: options.clusterName, nodeName: options.nodeName)
         draft.hypervisorDriver = options.hypervisorDriver
+        draft.hypervisor = options.hypervisor
         (draft.startCommand, draft.stopCommand, draft.statusCommand) = (options.startCommand, options.stopCommand, options.statusCommand)
         try draft.validate(path: "--hypervisor-driver")
         var secretText: String?
@@ -71,6 +74,7 @@ public enum AgentInitializer {
                                  port: options.port, dataAddress: options.dataAddress)
         config.osSearchPath = [paths.root + "/os"]
         config.hypervisorDriver = options.hypervisorDriver
+        config.hypervisor = options.hypervisor
         config.startCommand = options.startCommand
         config.stopCommand = options.stopCommand
         config.statusCommand = options.statusCommand

@@ -166,7 +166,9 @@ extension ClusterAgentService {
                 let access = osScripts.diskAccess(mode: "import", folder: osFolder, spec: spec, diskPaths: record.diskPaths, index: index)
                 let arguments = ["--key", key.keyPath, "--cert", key.certificatePath, "--magic", magic, "--compress", compress,
                                  "--connect-timeout", String(config.importConnectTimeout), "--expected-size", String(disk.size),
-                                 "--bind", config.bindAddress == "0.0.0.0" ? config.dataAddress : config.bindAddress] + access.arguments
+                                 // Listen where the signed disk info sends the source: the data
+                                 // address, which need not be the RAPI's (--bind).
+                                 "--bind", config.dataAddress] + access.arguments
                 daemons.append(try DiskTransferProcess(
                     executable: importExportExecutable, mode: "import", index: index, baseFolder: paths.importExport,
                     peerCertificate: sourceCertificate, arguments: arguments, osScript: access.script))

@@ -116,10 +116,8 @@ public final class Coordinator: Sendable {
             let reason: String
             switch error {
             case let coordinatorError as CoordinatorError: reason = coordinatorError.reason
-            case let jobError as RAPIJobError:
-                let refusals = ["wrong_input", "already_exists", "unknown_entity", "insufficient_resources", "wrong_state", "resource_not_unique"]
-                reason = refusals.contains(jobError.ecode ?? "") ? "refused" : "job-failed"
-            case is RAPIError: reason = "rapi"
+            case let jobError as RAPIJobError: reason = jobError.isRefusal ? "refused" : "job-failed"
+            case let rapiError as RAPIError: reason = rapiError.isRefusal ? "refused" : "rapi"
             default: reason = "internal"
             }
             guard let failed = try? fail(id, reason: reason, "\(error)") else { return placeholder(id) }

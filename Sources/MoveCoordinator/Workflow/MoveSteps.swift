@@ -53,6 +53,8 @@ struct MoveSteps {
         guard features.contains("instance-create-reqv1") else {
             throw CoordinatorError(reason: "incompatible-destination", message: "the destination does not support instance creation requests version 1")
         }
+        let destinationInfo = try await destination.info()
+        try Self.checkCompression(request.compress, source: try await source.info(), destination: destinationInfo)
         step(record, "read-spec")
         let info = try await source.pollJob(try await source.instanceInfo(request.instance), deadline: deadline)
         guard let spec = info[request.instance] else { throw CoordinatorError(reason: "rapi", message: "the source returned no data for \(request.instance)") }
@@ -62,7 +64,6 @@ struct MoveSteps {
         let wasRunning = record.facts["source_was_running"]?.boolValue ?? (spec["config_state"]?.stringValue == "up")
         var facts: [String: JSONValue] = ["spec": spec, "source_was_running": .bool(wasRunning),
                                           "tags": summary["tags"] ?? .array([])]
-        let destinationInfo = try await destination.info()
         if request.iallocator == nil && request.primaryNode == nil {
             facts["iallocator"] = destinationInfo["default_iallocator"] ?? .null
         }
@@ -81,6 +82,19 @@ struct MoveSteps {
         let prepared = try await source.pollJob(job, deadline: deadline)
         facts["prepared"] = prepared
         return try store.record(record.id, state: .sourcePrepared, facts: facts, detail: "source prepared (key \(prepared["x509_key_name"]?.arrayValue?.first?.stringValue ?? "?"))")
+    }
+
+    /// Refuses a compression one of the clusters does not offer, before anything is prepared
+    /// (Ganeti lists its `compression_tools` in `/2/info`; a cluster that lists none is not
+    /// checked, and `none` is always accepted).
+    static func checkCompression(_ compress: String, source: JSONValue, destination: JSONValue) throws {
+        guard compress != "none" else { return }
+        for (end, info) in [("source", source), ("destination", destination)] {
+            guard let tools = info["compression_tools"]?.arrayValue?.compactMap(\.stringValue) else { continue }
+            guard tools.contains(compress) else {
+                throw CoordinatorError(reason: "refused", message: "the \(end) cluster does not offer --compress \(compress) (it offers \((["none"] + tools).joined(separator: ", ")))")
+            }
+        }
     }
 
     /// The remote-import request, as move-instance builds it (spec §6), with gnt-move's signed
@@ -199,6 +213,7 @@ struct MoveSteps {
         }
         let remote = record.facts["remote_import"] ?? .null
         let prepared = record.facts["prepared"] ?? .null
+        try await stopSource(record)
         step(record, "export")
         _ = try store.record(record.id, facts: ["export_submitted": .bool(true)], detail: "submitting the export request")
         // The source is removed only after the destination confirmed every disk (a separate
@@ -213,6 +228,20 @@ struct MoveSteps {
         }
         let job = try await source.exportInstance(request.instance, body: .object(body))
         return try store.record(record.id, state: .exporting, facts: ["export_job": .int64(job)], detail: "export job \(job)")
+    }
+
+    /// Stops a running source before its export. The export's own `shutdown` would do it too,
+    /// but Ganeti then wants to snapshot the disks of an instance it is to restart (and refuses
+    /// file and plain disks without `long_sleep`, which older versions reject): a stopped
+    /// instance is exported as it is on every version, and is not restarted by the export.
+    func stopSource(_ record: MoveRecord) async throws {
+        guard record.facts["source_stopped"] == nil else { return }
+        let current = try await source.instance(request.instance)
+        if current["admin_state"]?.stringValue == "up" || current["oper_state"]?.boolValue == true {
+            step(record, "stop-source")
+            _ = try await source.pollJob(try await source.shutdown(request.instance), deadline: deadline)
+        }
+        _ = try store.record(record.id, facts: ["source_stopped": .bool(true)], detail: "source instance stopped")
     }
 
     /// Follows both jobs; every disk must be confirmed by both sides.

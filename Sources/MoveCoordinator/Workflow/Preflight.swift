@@ -52,6 +52,10 @@ extension Coordinator {
             guard features.contains("instance-create-reqv1") else { throw CoordinatorError(reason: "incompatible-destination", message: "no instance-create-reqv1") }
             return features.joined(separator: ", ")
         }) else { return checks }
+        guard await check("compression", {
+            try MoveSteps.checkCompression(request.compress, source: try await source.info(), destination: try await destination.info())
+            return "both clusters offer \(request.compress)"
+        }) else { return checks }
         /// The remote-import request, checked by the destination without creating anything.
         func dryRun(_ prepared: JSONValue) async throws {
             let info = try await source.pollJob(try await source.instanceInfo(request.instance))
