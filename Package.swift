@@ -47,7 +47,7 @@ let package = Package(
         ]),
         // The third party: workflow, state, RAPI client. Re-exports the trust primitives.
         .target(name: "MoveCoordinator", dependencies: [
-            "MoveTrust",
+            "MoveTrust", "BlockStream",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "GRDB", package: "GRDB.swift"),

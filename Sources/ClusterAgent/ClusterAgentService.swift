@@ -1,3 +1,4 @@
+import BlockStream
 import Foundation
 import MoveTrust
 import Synchronization
@@ -32,15 +33,15 @@ public final class ClusterAgentService: Sendable {
         keyStore = X509KeyStore(directory: paths.crypto)
         importKeyStore = X509KeyStore(directory: paths.crypto + "/import")
         switch config.hypervisorDriver {
-        case "command":
+        case .command:
             guard let start = config.startCommand, let stop = config.stopCommand else {
                 throw AgentError.configuration("the command hypervisor driver needs startCommand and stopCommand in \(paths.config)")
             }
             hypervisor = CommandHypervisor(startCommand: start, stopCommand: stop, statusCommand: config.statusCommand)
-        default:
+        case .fake:
             hypervisor = FakeHypervisor()
         }
-        if config.storageBackend == "block", let group = config.volumeGroup {
+        if config.storageBackend == .block, let group = config.volumeGroup {
             storage = LVMStorage(volumeGroup: group, lvcreate: config.lvcreateCommand, lvremove: config.lvremoveCommand, vgFree: config.vgFreeCommand)
         } else {
             storage = FileStorage(folder: paths.disks)
@@ -64,14 +65,14 @@ public final class ClusterAgentService: Sendable {
             "name": .string(config.clusterName),
             "master": .string(config.nodeName),
             "default_iallocator": .string("gnt-move-most-free"),
-            "enabled_hypervisors": .array([.string(config.hypervisor)]),
-            "default_hypervisor": .string(config.hypervisor),
+            "enabled_hypervisors": .array([.string(config.hypervisor.rawValue)]),
+            "default_hypervisor": .string(config.hypervisor.rawValue),
             "enabled_disk_templates": .array(config.enabledDiskTemplates.map(JSONValue.string)),
             // As Ganeti lists the tools its import/export accepts ("none" is always accepted).
-            "compression_tools": .array(SpecValidation.compressions.filter { $0 != "none" }.map(JSONValue.string)),
+            "compression_tools": .array(CompressionMethod.allCases.filter { $0 != CompressionMethod.none }.map { .string($0.rawValue) }),
             "software_version": .string("gnt-move 0.1 (Ganeti RAPI 2 compatible)"),
-            "gnt_move_hypervisor_driver": .string(config.hypervisorDriver == "fake"
-                ? "fake: demos and tests only, instances are records and no VM runs" : config.hypervisorDriver),
+            "gnt_move_hypervisor_driver": .string(config.hypervisorDriver == .fake
+                ? "fake: demos and tests only, instances are records and no VM runs" : config.hypervisorDriver.rawValue),
             "protocol_version": .int(3_000_000),
             "os_api_version": .int(20),
             "export_version": .int(0),

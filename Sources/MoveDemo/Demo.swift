@@ -44,7 +44,7 @@ public struct Demo {
         var endpoints: [ClusterEndpoint] = []
         for name in ["alpha", "beta"] {
             let port = try TCPListener(bind: "127.0.0.1", port: 0, family: .ipv4).port
-            var options = AgentInitializer.Options(clusterName: name, hypervisorDriver: "fake")
+            var options = AgentInitializer.Options(clusterName: name, hypervisorDriver: .fake)
             options.port = port
             options.bind = "127.0.0.1"
             options.dataAddress = "127.0.0.1"
@@ -79,7 +79,7 @@ public struct Demo {
         log("clusters alpha (127.0.0.1:\(endpoints[0].port)) and beta (127.0.0.1:\(endpoints[1].port)) are up")
 
         var request = MoveRequest(source: endpoints[0], destination: endpoints[1], instance: "demo-vm")
-        request.compress = "zstd"
+        request.compress = .zstd
         let coordinator = Coordinator(store: try MoveStore(directory: folder + "/coordinator"), emit: events)
         let started = Monotonic.now()
         let result = await coordinator.run(request)

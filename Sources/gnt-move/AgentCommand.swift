@@ -24,26 +24,15 @@ struct AgentCommand: AsyncParsableCommand {
         @Option(help: "RAPI user with write access (default: 'gnt-move' with a generated password in DIR/password).") var user: String?
         @Option(name: .customLong("password-file"), help: ArgumentHelp("The user's password.", valueName: "FILE")) var passwordFile: String?
         @Option(name: .customLong("hypervisor-driver"),
-                help: ArgumentHelp("How instances are started and stopped: 'command' (the --start/--stop/--status-command) or 'fake' (demos and tests: no VM runs).",
-                                   valueName: "fake|command"))
-        var hypervisorDriver: String
-        @Option(help: ArgumentHelp("The hypervisor the cluster's instances run under, as Ganeti names it (kvm, xen-pvm, xen-hvm, lxc, chroot, fake): a move keeps it, so both ends must agree.",
-                                   valueName: "NAME"))
-        var hypervisor = "kvm"
+                help: "How instances are started and stopped: 'command' (the --start/--stop/--status-command) or 'fake' (demos and tests: no VM runs).")
+        var hypervisorDriver: AgentConfig.HypervisorDriverKind
+        @Option(help: "The hypervisor the cluster's instances run under, as Ganeti names it: a move keeps it, so both ends must agree.")
+        var hypervisor = AgentConfig.Hypervisor.kvm
         @Option(name: .customLong("start-command"), help: "command driver: starts an instance (%s is its name).") var startCommand: String?
         @Option(name: .customLong("stop-command"), help: "command driver: stops an instance (%s is its name).") var stopCommand: String?
         @Option(name: .customLong("status-command"), help: "command driver: exits 0 only while the instance runs (%s is its name).") var statusCommand: String?
         @Flag(name: .customLong("require-signed-spec"), help: "Refuse remote imports without a signed instance spec (every source is a gnt-move agent).")
         var requireSignedSpec = false
-
-        func validate() throws {
-            guard AgentConfig.hypervisorDrivers.contains(hypervisorDriver) else {
-                throw ValidationError("--hypervisor-driver must be one of \(AgentConfig.hypervisorDrivers.joined(separator: ", ")), not '\(hypervisorDriver)'")
-            }
-            guard AgentConfig.hypervisors.contains(hypervisor) else {
-                throw ValidationError("--hypervisor must be one of \(AgentConfig.hypervisors.joined(separator: ", ")), not '\(hypervisor)'")
-            }
-        }
 
         func execute() throws {
             var options = AgentInitializer.Options(clusterName: clusterName, hypervisorDriver: hypervisorDriver)
@@ -109,7 +98,7 @@ struct AgentCommand: AsyncParsableCommand {
                 disks.append(InstanceSpec.Disk(size: (bytes + (1 << 20) - 1) >> 20))
             }
             let nics = try nic.map(Self.parseNIC)
-            let spec = InstanceSpec(name: name, diskTemplate: diskTemplate, disks: disks, nics: nics, os: os, hypervisor: hypervisor ?? service.config.hypervisor,
+            let spec = InstanceSpec(name: name, diskTemplate: diskTemplate, disks: disks, nics: nics, os: os, hypervisor: hypervisor ?? service.config.hypervisor.rawValue,
                                     beparams: ["maxmem": .int(memory), "minmem": .int(memory), "vcpus": .int(vcpus)], tags: tag)
             try service.adopt(spec: spec, diskPaths: disk.map { URL(fileURLWithPath: $0).standardizedFileURL.path }, running: running)
             print("instance \(name) adopted with \(disks.count) disk(s)")

@@ -17,10 +17,25 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Bytes per test file (K, M, G suffixes).") var size = ByteSize(bytes: 2 << 30)
         @Option(help: "Folder for the test files (default: a new temporary folder, removed afterwards).") var dir: String?
         @Option(help: "Repeat each measurement this many times and keep the median.") var runs = 1
-        @Option(help: "Compression modes to run.") var modes = "none,gzip,zstd"
+        @Option(help: ArgumentHelp("Compression modes to run, comma-separated (\(CompressionMethod.acceptedNames)).", valueName: "LIST"))
+        var modes = "none,gzip,zstd"
         @Option(name: .customLong("sparse-size"), help: "Size of the sparse image for the gnt-move/1 comparison.") var sparseSize = ByteSize(bytes: 8 << 30)
         @Option(name: .customLong("sparse-data"), help: "Data in the sparse image.") var sparseData = ByteSize(bytes: 80 << 20)
         @Flag(name: .customLong("skip-v0"), help: "Run only the gnt-move/1 scenarios.") var skipV0 = false
+
+        /// `--modes`, each checked.
+        var compressions: [CompressionMethod] {
+            get throws {
+                try modes.split(separator: ",").map { name in
+                    guard let method = CompressionMethod(rawValue: String(name)) else {
+                        throw ValidationError("--modes: '\(name)' is not one of \(CompressionMethod.acceptedNames)")
+                    }
+                    return method
+                }
+            }
+        }
+
+        func validate() throws { _ = try compressions }
 
         func execute() throws {
             let folder = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("gnt-move-bench-\(UUID().uuidString)").path
@@ -36,24 +51,29 @@ struct BenchCommand: ParsableCommand {
                 keys: .init(importerKey: importer.keyPath, importerCert: importer.certificatePath,
                             exporterKey: exporter.keyPath, exporterCert: exporter.certificatePath),
                 size: size.bytes, log: { Console.error($0) })
-            let modeList = modes.split(separator: ",").map(String.init)
+            let modeList = try compressions
             var table = BenchmarkTable()
             for data in skipV0 ? [] : ["compressible", "random"] {
                 let source = folder + "/\(data).img"
                 Console.error("preparing \(size) of \(data) data")
                 if data == "compressible" { try benchmark.makeCompressible(source) } else { try benchmark.makeRandom(source) }
-                var gntMoveRates: [String: Double] = [:]
+                var gntMoveRates: [CompressionMethod: Double] = [:]
                 for mode in modeList {
-                    let ours = try median((0..<max(1, runs)).map { _ in try benchmark.runGntMove(source: source, mode: mode, data: data, streamProtocol: "ganeti") })
-                    let theirs = try median((0..<max(1, runs)).map { _ in try benchmark.runSocat(source: source, mode: mode, data: data) })
-                    Console.error(String(format: "%@ %@: gnt-move %.0f MB/s, socat %.0f MB/s", data, mode, ours, theirs))
+                    let ours = try median((0..<max(1, runs)).map { _ in try benchmark.runGntMove(source: source, compression: mode, data: data, streamProtocol: .ganeti) })
+                    let theirs = try median((0..<max(1, runs)).map { _ in try benchmark.runSocat(source: source, compression: mode, data: data) })
+                    Console.error(String(format: "%@ %@: gnt-move %.0f MB/s, socat %.0f MB/s", data, mode.rawValue, ours, theirs))
                     gntMoveRates[mode] = ours
-                    let target: Double = ["none": 1.3, "gzip": 2.0, "zstd": 1.5][mode] ?? 1.0
-                    let baseline = mode == "none" ? "socat" : (mode == "zstd" ? "socat + zstd -1" : "socat + gzip -1")
+                    let target: Double = [CompressionMethod.none: 1.3, .gzip: 2.0, .zstd: 1.5][mode] ?? 1.0
+                    let baseline = switch mode {
+                    case .none: "socat"
+                    case .zstd: "socat + zstd -1"
+                    case .gzipSlow: "socat + gzip"
+                    case .gzip, .gzipFast: "socat + gzip -1"
+                    }
                     table.rows.append(.init(label: "\(data), \(mode)", candidate: ours, baseline: theirs, baselineName: baseline,
-                                            target: data == "random" && mode != "none" ? 0 : target))
+                                            target: data == "random" && mode != CompressionMethod.none ? 0 : target))
                 }
-                if data == "random", let zstd = gntMoveRates["zstd"], let none = gntMoveRates["none"] {
+                if data == "random", let zstd = gntMoveRates[.zstd], let none = gntMoveRates[CompressionMethod.none] {
                     table.rows.append(.init(label: "random, zstd vs own none", candidate: zstd, baseline: none, baselineName: "gnt-move none", target: 0.8))
                 }
                 try? FileManager.default.removeItem(atPath: source)
@@ -80,8 +100,8 @@ struct BenchCommand: ParsableCommand {
             let sparse = folder + "/sparse.img"
             Console.error("preparing a \(sparseSize) sparse image with \(sparseData) of data")
             try sparseBench.makeSparse(sparse, dataBytes: sparseData.bytes, from: compressible)
-            let v1Sparse = try median((0..<max(1, runs)).map { _ in try sparseBench.runGntMove(source: sparse, mode: "none", data: "sparse", streamProtocol: "v1") })
-            let v0Sparse = try median((0..<max(1, runs)).map { _ in try sparseBench.runGntMove(source: sparse, mode: "none", data: "sparse", streamProtocol: "ganeti") })
+            let v1Sparse = try median((0..<max(1, runs)).map { _ in try sparseBench.runGntMove(source: sparse, compression: .none, data: "sparse", streamProtocol: .v1) })
+            let v0Sparse = try median((0..<max(1, runs)).map { _ in try sparseBench.runGntMove(source: sparse, compression: .none, data: "sparse", streamProtocol: .ganeti) })
             try? FileManager.default.removeItem(atPath: sparse)
             table.rows.append(.init(label: "sparse \(sparseSize) with \(sparseData) data, v1", candidate: v1Sparse, baseline: v0Sparse,
                                     baselineName: "gnt-move v0 none", target: 20))
@@ -89,19 +109,19 @@ struct BenchCommand: ParsableCommand {
             let mixed = folder + "/mixed.img"
             Console.error("preparing \(size) of dense mixed data")
             try corpusBench.makeMixed(mixed, from: compressible)
-            let v1Mixed = try median((0..<max(1, runs)).map { _ in try corpusBench.runGntMove(source: mixed, mode: "zstd", data: "mixed", streamProtocol: "v1") })
-            let v0Mixed = try median((0..<max(1, runs)).map { _ in try corpusBench.runGntMove(source: mixed, mode: "zstd", data: "mixed", streamProtocol: "ganeti") })
-            let socatMixed = try median((0..<max(1, runs)).map { _ in try corpusBench.runSocat(source: mixed, mode: "zstd", data: "mixed") })
+            let v1Mixed = try median((0..<max(1, runs)).map { _ in try corpusBench.runGntMove(source: mixed, compression: .zstd, data: "mixed", streamProtocol: .v1) })
+            let v0Mixed = try median((0..<max(1, runs)).map { _ in try corpusBench.runGntMove(source: mixed, compression: .zstd, data: "mixed", streamProtocol: .ganeti) })
+            let socatMixed = try median((0..<max(1, runs)).map { _ in try corpusBench.runSocat(source: mixed, compression: .zstd, data: "mixed") })
             table.rows.append(.init(label: "dense mixed, v1 zstd", candidate: v1Mixed, baseline: v0Mixed, baselineName: "gnt-move v0 zstd", target: 0.8))
             table.rows.append(.init(label: "dense mixed, v1 zstd", candidate: v1Mixed, baseline: socatMixed, baselineName: "socat + zstd -1", target: 1.5))
 
             // Resume at 90%: a full v1 transfer, then one stopped at 90% and resumed; the resumed
             // run's speed is the disk size over its own time.
-            let full = try corpusBench.runGntMove(source: mixed, mode: "none", data: "mixed", streamProtocol: "v1")
-            _ = try corpusBench.runGntMove(source: mixed, mode: "none", data: "mixed", streamProtocol: "v1",
-                                           exporterOptions: ["--abort-after", String(size.bytes / 10 * 9)], expectFailure: true)
-            let resumed = try corpusBench.runGntMove(source: mixed, mode: "none", data: "mixed", streamProtocol: "v1",
-                                                     keepDestination: true, exporterOptions: ["--resume"])
+            let full = try corpusBench.runGntMove(source: mixed, compression: .none, data: "mixed", streamProtocol: .v1)
+            _ = try corpusBench.runGntMove(source: mixed, compression: .none, data: "mixed", streamProtocol: .v1,
+                                           adjustExporter: { $0.abortAfter = size.bytes / 10 * 9 }, expectFailure: true)
+            let resumed = try corpusBench.runGntMove(source: mixed, compression: .none, data: "mixed", streamProtocol: .v1,
+                                                     keepDestination: true, adjustExporter: { $0.resume = true })
             try? FileManager.default.removeItem(atPath: mixed)
             table.rows.append(.init(label: "resume at 90% (time \(String(format: "%.2f", resumed.seconds)) s vs \(String(format: "%.2f", full.seconds)) s: \(String(format: "%.0f", 100 * resumed.seconds / full.seconds))%)",
                                     candidate: resumed.megabytesPerSecond, baseline: full.megabytesPerSecond,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BlockStream
 import Foundation
 import Logging
 import MoveCoordinator
@@ -97,7 +98,7 @@ struct MoveCommand: AsyncParsableCommand {
     @Option(name: .customLong("dest-primary-node")) var destPrimaryNode: String?
     @Option(name: .customLong("dest-secondary-node")) var destSecondaryNode: String?
     @Option(name: .customLong("dest-disk-template")) var destDiskTemplate: String?
-    @Option(help: "none, gzip or zstd.") var compress = "none"
+    @Option(help: "Stream compression; both clusters must offer it.") var compress = CompressionMethod.none
     @Option(name: [.short, .customLong("iallocator")]) var iallocator: String?
     @Flag(name: .customLong("keep-source-instance")) var keepSourceInstance = false
     @Option(name: [.short, .customLong("parallel")], help: "Moves to run at once.") var parallel = 1

@@ -40,7 +40,7 @@ final class AgentBlockBackendTests: XCTestCase {
         """, mode: 0o755)
         let configPath = destination.dir + "/agent.json"
         var config = try JSONDecoder().decode(AgentConfig.self, from: Data(contentsOf: URL(fileURLWithPath: configPath)))
-        config.storageBackend = "block"
+        config.storageBackend = .block
         config.volumeGroup = group
         config.lvcreateCommand = lvcreate
         config.lvremoveCommand = lvremove

@@ -18,7 +18,7 @@ final class AgentLifecycleTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: marks, withIntermediateDirectories: true)
         let configPath = agent.dir + "/agent.json"
         var config = try JSONDecoder().decode(AgentConfig.self, from: Data(contentsOf: URL(fileURLWithPath: configPath)))
-        config.hypervisorDriver = "command"
+        config.hypervisorDriver = .command
         config.startCommand = "touch \(marks)/%s"
         config.stopCommand = "rm -f \(marks)/%s"
         config.statusCommand = "test -e \(marks)/%s"

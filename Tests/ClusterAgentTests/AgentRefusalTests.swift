@@ -68,6 +68,9 @@ final class AgentRefusalTests: XCTestCase {
         let unsigned = changed(body, "gnt_move_signed_spec", .null)
         try await assertCreateRefused(changed(unsigned, "disk_template", .string("drbd")), ecode: "wrong_input", containing: "Disk template 'drbd' is not enabled")
         try await assertCreateRefused(changed(unsigned, "hypervisor", .string("xen-pvm")), ecode: "wrong_input", containing: "hypervisor (xen-pvm) not enabled")
+        // A compression the daemons do not know is refused before anything is created.
+        try await assertCreateRefused(changed(body, "compress", .string("zst")), ecode: "wrong_input",
+                                      containing: "compress: 'zst' is not one of none, gzip, gzip-fast, gzip-slow, zstd")
         try await assertCreateRefused(changed(unsigned, "disks", .array([.object(["size": .int(1 << 40), "mode": .string("rw")])])),
                                       ecode: "insufficient_resources", containing: "Not enough disk space")
         try await assertCreateRefused(changed(body, "source_handshake", .array([.int(0), .string("0000"), .string("salt")])),

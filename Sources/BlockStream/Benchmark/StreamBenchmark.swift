@@ -15,7 +15,7 @@ public struct StreamBenchmark {
 
     public struct Measurement: Sendable {
         public let data: String
-        public let mode: String
+        public let compression: CompressionMethod
         public let tool: String
         public let seconds: Double
         public let bytes: Int64
@@ -117,9 +117,10 @@ public struct StreamBenchmark {
     }
 
     /// gnt-move exporter into gnt-move importer. `streamProtocol` picks Ganeti's stream or
-    /// gnt-move/1; `keepDestination` and `exporterOptions` serve the resume measurement.
-    public func runGntMove(source: String, mode: String, data: String, streamProtocol: String = "ganeti",
-                           keepDestination: Bool = false, exporterOptions: [String] = [], expectFailure: Bool = false) throws -> Measurement {
+    /// gnt-move/1; `keepDestination` and `adjustExporter` serve the resume measurement.
+    public func runGntMove(source: String, compression: CompressionMethod, data: String,
+                           streamProtocol: ImportExportOptions.StreamProtocol = .ganeti, keepDestination: Bool = false,
+                           adjustExporter: (inout ImportExportOptions) -> Void = { _ in }, expectFailure: Bool = false) throws -> Measurement {
         let destination = directory + "/dest.img"
         if !keepDestination {
             try? FileManager.default.removeItem(atPath: destination)
@@ -127,45 +128,52 @@ public struct StreamBenchmark {
         }
         let status = directory + "/import.status"
         try? FileManager.default.removeItem(atPath: status)
-        let importer = try BenchmarkProcess(executable, [
-            "import-export", status, "import", "--key", keys.importerKey, "--cert", keys.importerCert, "--ca", keys.exporterCert,
-            "--compress", mode, "--magic", Self.magic, "--dest", destination, "--connect-timeout", "60", "--protocol", streamProtocol,
-        ], logPath: directory + "/import.log")
+        var importing = ImportExportOptions(mode: .import, keyPath: keys.importerKey, certificatePath: keys.importerCert,
+                                            caPath: keys.exporterCert, connectTimeout: 60)
+        importing.statusFile = status
+        importing.stream = StreamSettings(compression: compression, magic: Self.magic)
+        importing.path = destination
+        importing.streamProtocol = streamProtocol
+        let importer = try BenchmarkProcess(executable, [ImportExportOptions.subcommand] + importing.commandLine, logPath: directory + "/import.log")
         guard let port = BenchmarkProcess.poll(seconds: 30, { (try? ImportExportStatus.load(path: status))?.listen_port }) else {
             importer.process.terminate()
             throw BlockStreamError(.configuration, "the gnt-move importer did not listen")
         }
         let start = Monotonic.now()
-        let exporter = try BenchmarkProcess(executable, [
-            "import-export", directory + "/export.status", "export", "--key", keys.exporterKey, "--cert", keys.exporterCert,
-            "--ca", keys.importerCert, "--host", "127.0.0.1", "--port", String(port), "--compress", mode, "--magic", Self.magic,
-            "--source", source, "--protocol", streamProtocol,
-        ] + exporterOptions, logPath: directory + "/export.log")
+        var exporting = ImportExportOptions(mode: .export, keyPath: keys.exporterKey, certificatePath: keys.exporterCert, caPath: keys.importerCert)
+        exporting.statusFile = directory + "/export.status"
+        exporting.host = "127.0.0.1"
+        exporting.port = port
+        exporting.stream = StreamSettings(compression: compression, magic: Self.magic)
+        exporting.path = source
+        exporting.streamProtocol = streamProtocol
+        adjustExporter(&exporting)
+        let exporter = try BenchmarkProcess(executable, [ImportExportOptions.subcommand] + exporting.commandLine, logPath: directory + "/export.log")
         if expectFailure {
             exporter.process.waitUntilExit()
             importer.process.waitUntilExit()
-            return Measurement(data: data, mode: mode, tool: "gnt-move", seconds: Monotonic.now() - start, bytes: size)
+            return Measurement(data: data, compression: compression, tool: "gnt-move", seconds: Monotonic.now() - start, bytes: size)
         }
         try exporter.wait()
         try importer.wait()
         let seconds = Monotonic.now() - start
         try verifySize(destination)
-        return Measurement(data: data, mode: mode, tool: "gnt-move \(streamProtocol)", seconds: seconds, bytes: size)
+        return Measurement(data: data, compression: compression, tool: "gnt-move \(streamProtocol.rawValue)", seconds: seconds, bytes: size)
     }
 
     /// The Ganeti-style socat pipeline (spec §5.2), dd with conv=fsync at the end.
-    public func runSocat(source: String, mode: String, data: String) throws -> Measurement {
+    public func runSocat(source: String, compression: CompressionMethod, data: String) throws -> Measurement {
         let destination = directory + "/dest.img"
         try? FileManager.default.removeItem(atPath: destination)
         let socatLog = directory + "/socat-import.log"
         try? FileManager.default.removeItem(atPath: socatLog)
         let cipher = "HIGH:-DES:-3DES:-EXPORT:-DH"
         let common = "keepalive,keepidle=60,keepintvl=10,keepcnt=5,verify=1,cipher=\(cipher)"
-        let (compress, decompress): (String?, String?) = switch mode {
-        case "gzip", "gzip-fast": ("gzip -1 -c", "gzip -d -c")
-        case "gzip-slow": ("gzip -c", "gzip -d -c")
-        case "zstd": ("zstd -1 -c", "zstd -d -c")
-        default: (nil, nil)
+        let (compress, decompress): (String?, String?) = switch compression {
+        case .gzip, .gzipFast: ("gzip -1 -c", "gzip -d -c")
+        case .gzipSlow: ("gzip -c", "gzip -d -c")
+        case .zstd: ("zstd -1 -c", "zstd -d -c")
+        case .none: (nil, nil)
         }
         let prefix = "M=" + Self.magic
         var importStages = ["/usr/bin/socat -ls -d -d -b1048576 -u OPENSSL-LISTEN:0,reuseaddr,forever,intervall=0.01,\(common),key=\(keys.importerKey),cert=\(keys.importerCert),cafile=\(keys.exporterCert),pf=ipv4 stdout 2>\(socatLog)"]
@@ -190,7 +198,7 @@ public struct StreamBenchmark {
         try importer.wait()
         let seconds = Monotonic.now() - start
         try verifySize(destination)
-        return Measurement(data: data, mode: mode, tool: "socat", seconds: seconds, bytes: size)
+        return Measurement(data: data, compression: compression, tool: "socat", seconds: seconds, bytes: size)
     }
 
     private func verifySize(_ path: String) throws {

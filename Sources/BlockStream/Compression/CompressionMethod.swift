@@ -1,5 +1,5 @@
 /// `--compress`: Ganeti's names. Both ends must be given the same one.
-public enum CompressionMethod: String, Sendable, CaseIterable {
+public enum CompressionMethod: String, Sendable, CaseIterable, CustomStringConvertible {
     case none
     /// `gzip -1`, as Ganeti's `gzip` and `gzip-fast`.
     case gzip
@@ -9,12 +9,11 @@ public enum CompressionMethod: String, Sendable, CaseIterable {
     /// zstd frames, readable by `zstd -d` on a Ganeti cluster that lists zstd.
     case zstd
 
-    public init(name: String) throws(BlockStreamError) {
-        guard let method = CompressionMethod(rawValue: name) else {
-            throw BlockStreamError(.configuration, "compression '\(name)' is not supported; use one of \(CompressionMethod.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        self = method
-    }
+    /// The accepted names, for messages that list them.
+    public static let acceptedNames = allCases.map(\.rawValue).joined(separator: ", ")
+
+    /// The name, so that messages say `gzip-fast`, not `gzipFast`.
+    public var description: String { rawValue }
 
     var gzipLevel: Int32? {
         switch self {

@@ -1,7 +1,9 @@
 /// Everything one `gnt-move import-export` process needs: Ganeti's daemon options plus
 /// gnt-move's source and destination paths.
-public struct ImportExportOptions: Sendable {
-    public enum Mode: String, Sendable { case `import`, export }
+/// `gnt-move import-export` parses its command line into this type and everyone who starts a
+/// daemon renders one with ``commandLine``.
+public struct ImportExportOptions: Sendable, Equatable {
+    public enum Mode: String, Sendable, CaseIterable { case `import`, export }
 
     /// `--protocol`: `auto` offers (or accepts) gnt-move/1 and falls back to Ganeti's stream for
     /// peers that do not negotiate it; `ganeti` never uses gnt-move/1; `v1` requires it.

@@ -2,8 +2,8 @@
 import Glibc
 #endif
 
-/// `--ipv4` or `--ipv6`, as Ganeti passes them.
-public enum AddressFamily: String, Sendable {
+/// `--ipv4` or `--ipv6`, as Ganeti passes them: the raw values are the flags' names.
+public enum AddressFamily: String, Sendable, CaseIterable {
     case ipv4, ipv6
 
     var posix: Int32 { self == .ipv4 ? AF_INET : AF_INET6 }

@@ -1,5 +1,5 @@
 /// Settings both stream formats share.
-public struct StreamSettings: Sendable {
+public struct StreamSettings: Sendable, Equatable {
     /// 1 MiB, Ganeti's `dd bs=1048576`: large enough that per-chunk costs vanish.
     public static let defaultChunkSize = 1 << 20
 

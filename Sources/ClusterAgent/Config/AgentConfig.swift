@@ -10,11 +10,9 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     public var port: Int
     /// Published in disk info: where the source's exporters connect.
     public var dataAddress: String
-    /// `file` (sparse images in DIR/disks) or `block` (device paths; LVM through commands).
-    public var storageBackend: String
-    public var hypervisor: String
-    /// `fake` records state; `command` runs the start/stop/status commands.
-    public var hypervisorDriver: String
+    public var storageBackend: StorageBackendKind
+    public var hypervisor: Hypervisor
+    public var hypervisorDriver: HypervisorDriverKind
     public var startCommand: String?
     public var stopCommand: String?
     public var statusCommand: String?
@@ -50,11 +48,6 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     public var effectiveOverridePolicy: [String] { overridePolicy ?? Self.defaultOverridePolicy }
     public var effectiveStopTimeout: Double { stopTimeout ?? 300 }
 
-    /// The hypervisor drivers an agent can use; `fake` only records state (demos and tests).
-    public static let hypervisorDrivers = ["fake", "command"]
-    /// Ganeti's hypervisor names, one of which the agent's instances are reported under.
-    public static let hypervisors = ["kvm", "xen-pvm", "xen-hvm", "lxc", "chroot", "fake"]
-
     public init(clusterName: String, nodeName: String, bindAddress: String = "0.0.0.0", port: Int = 5080,
                 dataAddress: String = "127.0.0.1") {
         self.clusterName = clusterName
@@ -62,9 +55,9 @@ public struct AgentConfig: Codable, Sendable, Equatable {
         self.bindAddress = bindAddress
         self.port = port
         self.dataAddress = dataAddress
-        storageBackend = "file"
-        hypervisor = "kvm"
-        hypervisorDriver = "fake"
+        storageBackend = .file
+        hypervisor = .kvm
+        hypervisorDriver = .fake
         lvcreateCommand = "lvcreate"
         lvremoveCommand = "lvremove"
         vgFreeCommand = "vgs --noheadings --units b --nosuffix -o vg_free %s"
@@ -100,6 +93,8 @@ public struct AgentPaths: Sendable {
         let decoded: AgentConfig
         do {
             decoded = try JSONDecoder().decode(AgentConfig.self, from: data)
+        } catch let error as DecodingError {
+            throw AgentError.configuration(AgentConfig.describe(error, path: config))
         } catch {
             throw AgentError.configuration("\(config) is not a valid agent configuration: \(error)")
         }
@@ -109,22 +104,34 @@ public struct AgentPaths: Sendable {
 }
 
 extension AgentConfig {
-    /// Checks the closed sets and the names that reach commands; each error names the key.
+    /// A file that does not decode, worded as ``validate(path:)`` words its refusals: the key
+    /// first. The closed sets (``AgentConfigChoice``) fail here.
+    static func describe(_ error: DecodingError, path: String) -> String {
+        func key(_ codingPath: [any CodingKey]) -> String { codingPath.map(\.stringValue).joined(separator: ".") }
+        switch error {
+        case .dataCorrupted(let context) where !context.codingPath.isEmpty:
+            return "\(path): '\(key(context.codingPath))' \(context.debugDescription)"
+        case .keyNotFound(let missing, let context):
+            return "\(path): '\(key(context.codingPath + [missing]))' is missing"
+        case .typeMismatch(let type, let context) where !context.codingPath.isEmpty:
+            return "\(path): '\(key(context.codingPath))' is not of type \(type)"
+        case .valueNotFound(_, let context) where !context.codingPath.isEmpty:
+            return "\(path): '\(key(context.codingPath))' is null"
+        default:
+            return "\(path) is not a valid agent configuration: \(error)"
+        }
+    }
+
+    /// Checks what decoding cannot: the names that reach commands and the driver's needs; each
+    /// error names the key.
     func validate(path: String) throws {
         func refuse(_ key: String, _ why: String) -> AgentError { AgentError.configuration("\(path): '\(key)' \(why)") }
-        guard Self.hypervisorDrivers.contains(hypervisorDriver) else {
-            throw refuse("hypervisorDriver", "is '\(hypervisorDriver)'; expected one of \(Self.hypervisorDrivers.joined(separator: ", "))")
-        }
-        guard Self.hypervisors.contains(hypervisor) else {
-            throw refuse("hypervisor", "is '\(hypervisor)'; expected one of \(Self.hypervisors.joined(separator: ", "))")
-        }
-        guard ["file", "block"].contains(storageBackend) else { throw refuse("storageBackend", "is '\(storageBackend)'; expected file or block") }
         for group in effectiveOverridePolicy where SpecOverrides.Group(rawValue: group) == nil {
             throw refuse("overridePolicy", "names '\(group)'; expected some of \(SpecOverrides.Group.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         if let volumeGroup, !NameRules.isValid(volumeGroup, .volumeGroup) { throw refuse("volumeGroup", "is not a valid volume group name") }
         guard NameRules.isValid(nodeName, .hostname) else { throw refuse("nodeName", "is not a valid host name") }
-        if hypervisorDriver == "command", startCommand == nil || stopCommand == nil || statusCommand == nil {
+        if hypervisorDriver == .command, startCommand == nil || stopCommand == nil || statusCommand == nil {
             throw refuse("hypervisorDriver", "is 'command', which needs startCommand, stopCommand and statusCommand (the status command must exit 0 only while the instance runs)")
         }
     }

@@ -16,15 +16,15 @@ public enum AgentInitializer {
         public var passwordFile: String?
         /// `fake` (demos and tests: no VM runs) or `command`; no default, so that a real host
         /// never silently gets the fake driver.
-        public var hypervisorDriver: String
+        public var hypervisorDriver: AgentConfig.HypervisorDriverKind
         public var startCommand: String?
         public var stopCommand: String?
         public var statusCommand: String?
         public var requireSignedSpec = false
         /// The hypervisor the cluster's instances are reported under (Ganeti's name).
-        public var hypervisor = "kvm"
+        public var hypervisor = AgentConfig.Hypervisor.kvm
 
-        public init(clusterName: String, hypervisorDriver: String) {
+        public init(clusterName: String, hypervisorDriver: AgentConfig.HypervisorDriverKind) {
             self.clusterName = clusterName
             self.hypervisorDriver = hypervisorDriver
         }
@@ -38,7 +38,7 @@ public enum AgentInitializer {
         guard !files.fileExists(atPath: paths.config) else {
             throw AgentError.exists("\(paths.root) already holds an agent (\(paths.config))")
         }
-        if options.hypervisorDriver == "command", options.startCommand == nil || options.stopCommand == nil || options.statusCommand == nil {
+        if options.hypervisorDriver == .command, options.startCommand == nil || options.stopCommand == nil || options.statusCommand == nil {
             throw AgentError.wrongInput("--hypervisor-driver command needs --start-command, --stop-command and --status-command (the status command exits 0 only while the instance runs)")
         }
         var draft = AgentConfig(clusterName: options.clusterName, nodeName: options.nodeName)

@@ -18,12 +18,15 @@ final class DiskTransferProcess: @unchecked Sendable {
         let environment: [String: String]
     }
 
-    /// Starts the daemon. `peerCertificate` is written to `FOLDER/ca`, the only certificate it trusts.
-    init(executable: String, mode: String, index: Int, baseFolder: String, peerCertificate: X509Certificate,
-         arguments: [String], osScript: OSScript? = nil) throws {
+    /// Starts the daemon with its own key and certificate (`keyPath`, `certificatePath`).
+    /// `peerCertificate` is written to `FOLDER/ca`, the only certificate it trusts; the status
+    /// file is `FOLDER/status`. `configure` sets the rest of the daemon's options.
+    init(executable: String, mode: ImportExportOptions.Mode, index: Int, baseFolder: String,
+         keyPath: String, certificatePath: String, peerCertificate: X509Certificate, osScript: OSScript? = nil,
+         configure: (inout ImportExportOptions) -> Void) throws {
         self.index = index
         let stamp = UnixTime.forFilename(UnixTime.now())
-        folder = "\(baseFolder)/\(mode)-disk\(index)-\(stamp)-\(UUID().uuidString.prefix(8).lowercased())"
+        folder = "\(baseFolder)/\(mode.rawValue)-disk\(index)-\(stamp)-\(UUID().uuidString.prefix(8).lowercased())"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         try Data(try peerCertificate.canonicalPEM().utf8).write(to: URL(fileURLWithPath: folder + "/ca"))
         let logPath = folder + "/log"
@@ -32,10 +35,13 @@ final class DiskTransferProcess: @unchecked Sendable {
         // The child gets its own copy of the descriptor; the agent's must be closed whether or
         // not the spawn succeeded, or every transfer leaks one.
         defer { try? log.close() }
-        let daemon = [executable, "import-export", statusPath, mode, "--ca", folder + "/ca"] + arguments
+        var options = ImportExportOptions(mode: mode, keyPath: keyPath, certificatePath: certificatePath, caPath: folder + "/ca")
+        options.statusFile = statusPath
+        configure(&options)
+        let daemon = [executable, ImportExportOptions.subcommand] + options.commandLine
         if let osScript {
             // bash with pipefail, arguments passed positionally so that nothing needs quoting.
-            let pipeline = mode == "export" ? "( cd \"$1\" && ./export ) | \"${@:2}\"" : "\"${@:2}\" | ( cd \"$1\" && ./import )"
+            let pipeline = mode == .export ? "( cd \"$1\" && ./export ) | \"${@:2}\"" : "\"${@:2}\" | ( cd \"$1\" && ./import )"
             process.executableURL = URL(fileURLWithPath: "/bin/bash")
             process.arguments = ["-o", "pipefail", "-c", pipeline, "bash", osScript.folder] + daemon
             process.environment = ProcessInfo.processInfo.environment.merging(osScript.environment) { $1 }
@@ -63,6 +69,14 @@ final class DiskTransferProcess: @unchecked Sendable {
     }
 
     func removeFolder() { try? FileManager.default.removeItem(atPath: folder) }
+}
+
+extension AddressFamily {
+    /// The family of `address`: IPv6 for an IPv6 literal, else IPv4 (a host name resolves as
+    /// IPv4, as Ganeti's daemons do unless told otherwise).
+    init(of address: String) {
+        self = NetworkNames.isIPv6(address) ? .ipv6 : .ipv4
+    }
 }
 
 /// Starts every disk daemon from one long-lived thread. Foundation's `Process` keeps the run loop

@@ -1,3 +1,4 @@
+import BlockStream
 import Foundation
 import MoveTrust
 import OpenSSLSupport
@@ -46,7 +47,7 @@ extension ClusterAgentService {
     /// The instance a create body describes, every field checked.
     func parseSpec(body: JSONValue, name: String) throws -> InstanceSpec {
         let template = body["disk_template"]?.stringValue ?? ""
-        let hypervisor = body["hypervisor"]?.stringValue ?? config.hypervisor
+        let hypervisor = body["hypervisor"]?.stringValue ?? config.hypervisor.rawValue
         guard let diskList = body["disks"]?.arrayValue, !diskList.isEmpty else { throw AgentError.wrongInput("No disks given") }
         guard diskList.count <= SpecValidation.maxDisks else { throw AgentError.wrongInput("disks: at most \(SpecValidation.maxDisks) disks, not \(diskList.count)") }
         var disks: [InstanceSpec.Disk] = []
@@ -84,7 +85,7 @@ extension ClusterAgentService {
         guard config.enabledDiskTemplates.contains(spec.diskTemplate) else {
             throw AgentError.wrongInput("Disk template '\(spec.diskTemplate)' is not enabled in cluster (enabled: \(config.enabledDiskTemplates.joined(separator: ", ")))")
         }
-        guard spec.hypervisor == config.hypervisor else {
+        guard spec.hypervisor == config.hypervisor.rawValue else {
             throw AgentError.wrongInput("Selected hypervisor (\(spec.hypervisor)) not enabled in the cluster (\(config.hypervisor))")
         }
         if let pnode = body["pnode"]?.stringValue, pnode != config.nodeName {
@@ -143,7 +144,6 @@ extension ClusterAgentService {
         let (spec, sourceName, sourceCertificate) = (plan.spec, plan.sourceName, plan.sourceCertificate)
         if !plan.signed { context.log("no signed instance spec: the instance is built from the request as relayed (a Ganeti source)") }
         for line in plan.overrides { context.log("override declared by the request and allowed by this cluster's policy: \(line)") }
-        let compress = body["compress"]?.stringValue ?? "none"
         let osScripts = OSScripts(searchPath: config.osSearchPath)
         let osFolder = try spec.os.map { try osScripts.require($0, script: "import") }
         activeImports.withLock { _ = $0.insert(name) }
@@ -163,15 +163,21 @@ extension ClusterAgentService {
             let magicBase = ImportExportMagic.generateBase()
             for (index, disk) in spec.disks.enumerated() {
                 let magic = ImportExportMagic.compute(base: magicBase, instanceName: name, index: index)
-                let access = osScripts.diskAccess(mode: "import", folder: osFolder, spec: spec, diskPaths: record.diskPaths, index: index)
-                let arguments = ["--key", key.keyPath, "--cert", key.certificatePath, "--magic", magic, "--compress", compress,
-                                 "--connect-timeout", String(config.importConnectTimeout), "--expected-size", String(disk.size),
-                                 // Listen where the signed disk info sends the source: the data
-                                 // address, which need not be the RAPI's (--bind).
-                                 "--bind", config.dataAddress] + access.arguments
+                let access = osScripts.diskAccess(mode: .import, folder: osFolder, spec: spec, diskPaths: record.diskPaths, index: index)
                 daemons.append(try DiskTransferProcess(
-                    executable: importExportExecutable, mode: "import", index: index, baseFolder: paths.importExport,
-                    peerCertificate: sourceCertificate, arguments: arguments, osScript: access.script))
+                    executable: importExportExecutable, mode: .import, index: index, baseFolder: paths.importExport,
+                    keyPath: key.keyPath, certificatePath: key.certificatePath, peerCertificate: sourceCertificate,
+                    osScript: access.script) { options in
+                    options.stream.magic = magic
+                    options.stream.compression = plan.compression
+                    options.connectTimeout = config.importConnectTimeout
+                    options.expectedSize = disk.size << 20
+                    // Listen where the signed disk info sends the source: the data address,
+                    // which need not be the RAPI's (--bind), in its address family.
+                    options.bind = config.dataAddress
+                    options.family = AddressFamily(of: config.dataAddress)
+                    options.path = access.path
+                })
             }
             let ports = try await TransferMonitor(context: context, daemons: daemons, direction: "receiving").waitListening(timeout: 10)
             for daemon in daemons { context.log("Disk \(daemon.index) is now listening") }

@@ -1,3 +1,4 @@
+import BlockStream
 import Foundation
 import MoveTrust
 
@@ -46,13 +47,13 @@ struct OSScripts {
 
     /// How one disk's daemon reaches the disk: through the OS's `import`/`export` script when the
     /// instance has an OS (`folder`), with Ganeti's IMPORT_*/EXPORT_* variables; otherwise the
-    /// daemon reads or writes the disk itself (`--source`/`--dest`).
-    func diskAccess(mode: String, folder: String?, spec: InstanceSpec, diskPaths: [String], index: Int)
-        -> (script: DiskTransferProcess.OSScript?, arguments: [String]) {
+    /// daemon reads or writes the disk itself (`path`, its source or destination).
+    func diskAccess(mode: ImportExportOptions.Mode, folder: String?, spec: InstanceSpec, diskPaths: [String], index: Int)
+        -> (script: DiskTransferProcess.OSScript?, path: String?) {
         let path = diskPaths[index]
-        guard let folder else { return (nil, [mode == "export" ? "--source" : "--dest", path]) }
+        guard let folder else { return (nil, path) }
         var environment = self.environment(spec: spec, diskPaths: diskPaths)
-        if mode == "export" {
+        if mode == .export {
             environment["EXPORT_DEVICE"] = path
             environment["EXPORT_DISK_PATH"] = path
             environment["EXPORT_INDEX"] = String(index)
@@ -60,7 +61,7 @@ struct OSScripts {
             environment["IMPORT_DEVICE"] = path
             environment["IMPORT_INDEX"] = String(index)
         }
-        return (.init(folder: folder, environment: environment), [])
+        return (.init(folder: folder, environment: environment), nil)
     }
 
     func renameIfNeeded(spec: InstanceSpec, oldName: String, diskPaths: [String], context: JobContext) async throws {

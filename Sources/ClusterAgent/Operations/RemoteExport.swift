@@ -1,3 +1,4 @@
+import BlockStream
 import Foundation
 import MoveTrust
 
@@ -25,7 +26,7 @@ extension ClusterAgentService {
             // Ganeti never removes the source's key (spec §9.9); gnt-move always does.
             try? keyStore.remove(name: keyName)
         }
-        try SpecValidation.compression(body["compress"])
+        let compression = try SpecValidation.compression(body["compress"])
         guard keyStore.contains(name: keyName) else { throw AgentError.wrongInput("X509 key '\(keyName)' is not known on this cluster") }
         guard let signedCertificate = body["destination_x509_ca"]?.stringValue else { throw AgentError.wrongInput("Missing destination_x509_ca") }
         let destinationCertificate = try SignedCertificate.verify(signedCertificate, secret: secret).certificate
@@ -63,23 +64,27 @@ extension ClusterAgentService {
         } else if wasRunning {
             throw AgentError.wrongState("Instance \(name) is running and the export was asked not to shut it down; a remote export reads disks only from a stopped instance (gnt_move_live_copy asks for a live copy explicitly)")
         }
-        let compress = body["compress"]?.stringValue ?? "none"
         let osScripts = OSScripts(searchPath: config.osSearchPath)
         let osFolder = try record.spec.os.map { try osScripts.require($0, script: "export") }
+        let bandwidthLimit = body["gnt_move_bwlimit"]?.integerValue
         var daemons: [DiskTransferProcess] = []
         for (index, destination) in destinations.enumerated() {
             context.log("Sending disk \(index) to \(destination.host):\(destination.port)")
-            let access = osScripts.diskAccess(mode: "export", folder: osFolder, spec: record.spec, diskPaths: record.diskPaths, index: index)
-            let arguments = ["--key", keyStore.keyPath(keyName), "--cert", keyStore.certificatePath(keyName),
-                             "--host", destination.host, "--port", String(destination.port), "--magic", destination.magic,
-                             "--compress", compress, "--connect-timeout", "20", "--connect-retries", "10",
-                             "--expected-size", String(record.spec.disks[index].size)]
-                + (NetworkNames.isIPv6(destination.host) ? ["--ipv6"] : [])
-                + (body["gnt_move_bwlimit"]?.integerValue.map { ["--bwlimit", String($0)] } ?? [])
-                + access.arguments
+            let access = osScripts.diskAccess(mode: .export, folder: osFolder, spec: record.spec, diskPaths: record.diskPaths, index: index)
             daemons.append(try DiskTransferProcess(
-                executable: importExportExecutable, mode: "export", index: index, baseFolder: paths.importExport,
-                peerCertificate: destinationCertificate, arguments: arguments, osScript: access.script))
+                executable: importExportExecutable, mode: .export, index: index, baseFolder: paths.importExport,
+                keyPath: keyStore.keyPath(keyName), certificatePath: keyStore.certificatePath(keyName),
+                peerCertificate: destinationCertificate, osScript: access.script) { options in
+                // Connect where the signed disk info says, in that address's family.
+                options.host = destination.host
+                options.port = destination.port
+                options.family = AddressFamily(of: destination.host)
+                options.stream.magic = destination.magic
+                options.stream.compression = compression
+                options.expectedSize = record.spec.disks[index].size << 20
+                options.bandwidthLimit = bandwidthLimit
+                options.path = access.path
+            })
         }
         let results = await TransferMonitor(context: context, daemons: daemons, direction: "sending").follow()
         let allDone = results.allSatisfy { $0 }

@@ -1,3 +1,4 @@
+import BlockStream
 import Foundation
 import MoveTrust
 import OpenSSLSupport
@@ -15,6 +16,8 @@ struct RemoteImportPlan {
     let signed: Bool
     /// The declared overrides that were applied, one line each.
     let overrides: [String]
+    /// The stream's compression, as the request names it.
+    let compression: CompressionMethod
 }
 
 extension ClusterAgentService {
@@ -31,14 +34,15 @@ extension ClusterAgentService {
         }
         try SpecValidation.name(sourceName, .hostname, "source_instance_name")
         try SpecValidation.name(name, .hostname, "instance name")
-        try SpecValidation.compression(body["compress"])
+        let compression = try SpecValidation.compression(body["compress"])
         let requested = try parseSpec(body: body, name: name)
         guard let signedSpec = body["gnt_move_signed_spec"], signedSpec != .null else {
             if config.requireSignedSpec == true {
                 throw AgentError.wrongInput("gnt_move_signed_spec: this cluster requires a signed instance spec for every remote import (requireSignedSpec), and the request carries none")
             }
             try checkPlacement(requested, body: body)
-            return RemoteImportPlan(spec: requested, sourceCertificate: sourceCertificate, sourceName: sourceName, signed: false, overrides: [])
+            return RemoteImportPlan(spec: requested, sourceCertificate: sourceCertificate, sourceName: sourceName, signed: false, overrides: [],
+                                    compression: compression)
         }
         let verified = try SignedInstanceSpec.verify(signedSpec, secret: secret, expecting: .init(
             destinationCluster: config.clusterName, certificateSHA256: sourceCertificate.sha256Fingerprint))
@@ -61,7 +65,7 @@ extension ClusterAgentService {
         try SpecValidation.check(expected)
         try checkPlacement(expected, body: body)
         return RemoteImportPlan(spec: expected, sourceCertificate: sourceCertificate, sourceName: sourceName, signed: true,
-                                overrides: overrides.descriptions)
+                                overrides: overrides.descriptions, compression: compression)
     }
 
     /// Refuses the first field where the request contradicts the signed spec (with the declared

@@ -1,3 +1,4 @@
+import BlockStream
 import Foundation
 import MoveTrust
 
@@ -54,14 +55,14 @@ enum SpecValidation {
         }
     }
 
-    /// The stream compressions the daemons accept.
-    static let compressions = ["none", "gzip", "gzip-fast", "gzip-slow", "zstd"]
-
-    static func compression(_ value: JSONValue?) throws {
-        guard let value, value != .null else { return }
-        guard let text = value.stringValue, compressions.contains(text) else {
-            throw AgentError.wrongInput("compress: '\(NameRulesText.short(value.stringValue ?? value.serialized))' is not one of \(compressions.joined(separator: ", "))")
+    /// A body's `compress`: absent or null is `none`; anything but a name the daemons accept is
+    /// refused before anything is created.
+    static func compression(_ value: JSONValue?) throws -> CompressionMethod {
+        guard let value, value != .null else { return .none }
+        guard let text = value.stringValue, let method = CompressionMethod(rawValue: text) else {
+            throw AgentError.wrongInput("compress: '\(NameRulesText.short(value.stringValue ?? value.serialized))' is not one of \(CompressionMethod.acceptedNames)")
         }
+        return method
     }
 
     /// The sum of disk sizes in bytes, refused rather than overflowing.

@@ -1,3 +1,4 @@
+import BlockStream
 import Foundation
 import MoveTrust
 
@@ -11,7 +12,7 @@ extension ClusterAgentService {
     func recoverAfterRestart() {
         for folder in transferFolders() {
             if let text = try? String(contentsOfFile: folder + "/pid", encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
-               let command = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8), command.contains("import-export") {
+               let command = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8), command.contains(ImportExportOptions.subcommand) {
                 kill(pid, SIGTERM)
             }
             try? FileManager.default.removeItem(atPath: folder)

@@ -1,3 +1,4 @@
+import BlockStream
 import Foundation
 import MoveTrust
 
@@ -11,7 +12,7 @@ public struct MoveRequest: Sendable, Equatable {
     public var secondaryNode: String?
     public var diskTemplate: String?
     public var iallocator: String?
-    public var compress = "none"
+    public var compress = CompressionMethod.none
     public var keepSourceInstance = false
     /// nil: start on the destination if it ran on the source.
     public var start: Bool?
@@ -76,7 +77,7 @@ public struct MoveRequest: Sendable, Equatable {
             "source": endpoint(source), "destination": endpoint(destination), "instance": .string(instance),
             "dest_instance_name": optional(destinationName), "dest_primary_node": optional(primaryNode),
             "dest_secondary_node": optional(secondaryNode), "dest_disk_template": optional(diskTemplate),
-            "iallocator": optional(iallocator), "compress": .string(compress), "keep_source_instance": .bool(keepSourceInstance),
+            "iallocator": optional(iallocator), "compress": .string(compress.rawValue), "keep_source_instance": .bool(keepSourceInstance),
             "start": start.map(JSONValue.bool) ?? .null,
             "bwlimit": bandwidthLimit.map(JSONValue.int64) ?? .null,
             "timeout": timeout.map(JSONValue.double) ?? .null,
@@ -107,7 +108,7 @@ public struct MoveRequest: Sendable, Equatable {
         secondaryNode = json["dest_secondary_node"]?.stringValue
         diskTemplate = json["dest_disk_template"]?.stringValue
         iallocator = json["iallocator"]?.stringValue
-        compress = json["compress"]?.stringValue ?? "none"
+        compress = try CompressionMethod(requestField: json["compress"])
         keepSourceInstance = json["keep_source_instance"]?.boolValue ?? false
         start = json["start"]?.boolValue
         bandwidthLimit = json["bwlimit"]?.integerValue

@@ -54,7 +54,7 @@ struct MoveSteps {
             throw CoordinatorError(reason: "incompatible-destination", message: "the destination does not support instance creation requests version 1")
         }
         let destinationInfo = try await destination.info()
-        try Self.checkCompression(request.compress, source: try await source.info(), destination: destinationInfo)
+        try Self.checkCompression(request.compress.rawValue, source: try await source.info(), destination: destinationInfo)
         step(record, "read-spec")
         let info = try await source.pollJob(try await source.instanceInfo(request.instance), deadline: deadline)
         guard let spec = info[request.instance] else { throw CoordinatorError(reason: "rapi", message: "the source returned no data for \(request.instance)") }
@@ -131,7 +131,7 @@ struct MoveSteps {
             "start": .bool(request.start ?? (record.facts["source_was_running"]?.boolValue ?? false)),
             "ip_check": .bool(false), "name_check": .bool(false), "hypervisor": spec["hypervisor"] ?? .null,
             "source_handshake": prepared["handshake"] ?? .null, "source_x509_ca": prepared["x509_ca"] ?? .null,
-            "source_instance_name": .string(request.instance), "compress": .string(request.compress),
+            "source_instance_name": .string(request.instance), "compress": .string(request.compress.rawValue),
             "beparams": .object(beparams), "hvparams": .object(hvparams), "osparams": .object(osparams),
             "opportunistic_locking": .bool(Int(record.facts["opportunistic_attempt"]?.integerValue ?? 0) < request.opportunisticTries),
             "tags": .array(Self.tags(record.facts["tags"], moveId: record.id)), "wait_for_sync": .bool(false),
@@ -221,7 +221,7 @@ struct MoveSteps {
         var body: [String: JSONValue] = [
             "mode": .string("remote"), "destination": remote["disks"] ?? .null, "shutdown": .bool(true),
             "remove_instance": .bool(false), "x509_key_name": prepared["x509_key_name"] ?? .null,
-            "destination_x509_ca": remote["x509_ca"] ?? .null, "compress": .string(request.compress),
+            "destination_x509_ca": remote["x509_ca"] ?? .null, "compress": .string(request.compress.rawValue),
         ]
         if let limit = request.bandwidthLimit, (try await source.features()).contains("gnt-move-stream-v1") {
             body["gnt_move_bwlimit"] = .int64(limit)

@@ -53,7 +53,7 @@ extension Coordinator {
             return features.joined(separator: ", ")
         }) else { return checks }
         guard await check("compression", {
-            try MoveSteps.checkCompression(request.compress, source: try await source.info(), destination: try await destination.info())
+            try MoveSteps.checkCompression(request.compress.rawValue, source: try await source.info(), destination: try await destination.info())
             return "both clusters offer \(request.compress)"
         }) else { return checks }
         /// The remote-import request, checked by the destination without creating anything.
