@@ -10,17 +10,21 @@ public final class AgentHarness: @unchecked Sendable {
     public let dir: String
     public let port: Int
     public let cluster: String
+    /// The address its RAPI serves on, which clients and moves connect to.
+    public let bind: String
     var server: BackgroundProcess?
 
     /// `dataAddress` is where its import daemons listen (and what its signed disk info names).
     public init(cluster: String, secret: String, user: String = "gnt-move", folder: TemporaryDirectory,
-                initArguments: [String] = ["--hypervisor-driver", "fake"], dataAddress: String = "127.0.0.1") throws {
+                initArguments: [String] = ["--hypervisor-driver", "fake"], dataAddress: String = "127.0.0.1",
+                bind: String = "127.0.0.1") throws {
         self.folder = folder
         self.cluster = cluster
+        self.bind = bind
         dir = folder.file(cluster)
         port = freePort()
         let init_ = try gntMove(arguments: ["agent", "init", "--dir", dir, "--cluster-name", cluster, "--port", String(port),
-                                            "--bind", "127.0.0.1", "--data-address", dataAddress, "--node-name", "node-\(cluster)",
+                                            "--bind", bind, "--data-address", dataAddress, "--node-name", "node-\(cluster)",
                                             "--secret", secret] + initArguments)
         XCTAssertEqual(init_.status, 0, init_.stderr)
     }
@@ -33,10 +37,10 @@ public final class AgentHarness: @unchecked Sendable {
         return try AgentHarness(cluster: cluster, secret: secret, folder: folder)
     }
 
-    /// `gnt-move move` from `self` to `destination` on loopback, with both clusters' CAs and
-    /// credentials and the coordinator's state in `stateDir`.
+    /// `gnt-move move` from `self` to `destination` at their bind addresses, with both clusters'
+    /// CAs and credentials and the coordinator's state in `stateDir`.
     public func moveArguments(to destination: AgentHarness, _ instances: [String], stateDir: String) -> [String] {
-        ["move", "127.0.0.1", "127.0.0.1"] + instances + [
+        ["move", bind, destination.bind] + instances + [
             "--src-rapi-port", String(port), "--dest-rapi-port", String(destination.port),
             "--src-ca-file", dir + "/rapi.crt", "--dest-ca-file", destination.dir + "/rapi.crt",
             "--src-username", "gnt-move", "--src-password-file", dir + "/password",
@@ -65,7 +69,7 @@ public final class AgentHarness: @unchecked Sendable {
     public var password: String { ((try? String(contentsOfFile: dir + "/password", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) }
 
     public func client(user: String? = "gnt-move", password: String? = nil) throws -> RAPIClient {
-        try RAPIClient(endpoint: ClusterEndpoint(host: "127.0.0.1", port: port, caFile: dir + "/rapi.pem",
+        try RAPIClient(endpoint: ClusterEndpoint(host: bind, port: port, caFile: dir + "/rapi.pem",
                                                  username: user, password: password ?? self.password))
     }
 
