@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "gnt-move",
-    platforms: [.macOS(.v14)],
+    // Linux (Debian) only: the data plane uses Linux calls (SEEK_DATA, hole punching, ioctls).
     products: [
         .executable(name: "gnt-move", targets: ["gnt-move"]),
         .library(name: "MoveCoordinator", targets: ["MoveCoordinator"]),
@@ -16,6 +16,11 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
+        // Already in the graph through Hummingbird and AsyncHTTPClient; named because the
+        // targets import their products directly.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C system libraries. Each header holds only the static inline shims that C macros need.
@@ -40,8 +45,13 @@ let package = Package(
         .target(name: "ClusterAgent", dependencies: [
             "MoveTrust", "BlockStream", "OpenSSLSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOTLS", package: "swift-nio"),
+            .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -49,14 +59,16 @@ let package = Package(
         .target(name: "MoveCoordinator", dependencies: [
             "MoveTrust", "BlockStream",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // `gnt-move demo`: two local clusters on loopback and one real move.
-        .target(name: "MoveDemo", dependencies: ["MoveCoordinator", "ClusterAgent", "BlockStream"]),
+        .target(name: "MoveDemo", dependencies: ["MoveCoordinator", "ClusterAgent", "BlockStream", "OpenSSLSupport"]),
         .executableTarget(name: "gnt-move", dependencies: [
-            "MoveCoordinator", "BlockStream", "ClusterAgent", "MoveDemo",
+            "MoveCoordinator", "MoveTrust", "OpenSSLSupport", "BlockStream", "ClusterAgent", "MoveDemo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -67,9 +79,9 @@ let package = Package(
         .testTarget(name: "BlockStreamTests", dependencies: ["BlockStream", "OpenSSLSupport", "TestSupport"]),
         .target(name: "AgentTestSupport", dependencies: ["MoveCoordinator", "TestSupport"], path: "Tests/AgentTestSupport"),
         .testTarget(name: "GanetiClusterTests", dependencies: ["MoveCoordinator", "TestSupport", "AgentTestSupport"]),
-        .testTarget(name: "ClusterAgentTests", dependencies: ["ClusterAgent", "MoveCoordinator", "TestSupport", "AgentTestSupport"]),
+        .testTarget(name: "ClusterAgentTests", dependencies: ["ClusterAgent", "MoveCoordinator", "MoveTrust", "OpenSSLSupport", "TestSupport", "AgentTestSupport"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
-            "MoveCoordinator", "ClusterAgent", "TestSupport", "AgentTestSupport",
+            "MoveCoordinator", "MoveTrust", "ClusterAgent", "TestSupport", "AgentTestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -39,15 +39,9 @@ public enum AgentServer {
             server: server,
             configuration: .init(address: .hostname(service.config.bindAddress, port: service.config.port), serverName: "gnt-move agent",
                                  availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections, logger: logger)),
+            services: [SweeperService(agent: service, interval: .seconds(60), logger: logger)],
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? service.config.port) },
             logger: logger)
-        let sweeper = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(nanoseconds: 60_000_000_000)
-                for line in service.sweep() { logger.notice("sweep removed \(line)") }
-            }
-        }
-        defer { sweeper.cancel() }
         try await app.runService()
     }
 }

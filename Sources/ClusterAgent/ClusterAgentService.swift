@@ -70,7 +70,7 @@ public final class ClusterAgentService: Sendable {
             "enabled_disk_templates": .array(config.enabledDiskTemplates.map(JSONValue.string)),
             // As Ganeti lists the tools its import/export accepts ("none" is always accepted).
             "compression_tools": .array(CompressionMethod.allCases.filter { $0 != CompressionMethod.none }.map { .string($0.rawValue) }),
-            "software_version": .string("gnt-move 0.1 (Ganeti RAPI 2 compatible)"),
+            "software_version": .string("gnt-move \(GntMoveVersion.current) (Ganeti RAPI 2 compatible)"),
             "gnt_move_hypervisor_driver": .string(config.hypervisorDriver == .fake
                 ? "fake: demos and tests only, instances are records and no VM runs" : config.hypervisorDriver.rawValue),
             "protocol_version": .int(3_000_000),

@@ -5,7 +5,6 @@ import MoveTrust
 import NIOCore
 import NIOHTTP1
 import NIOSSL
-import Synchronization
 
 /// How to reach one cluster's RAPI (a gnt-move agent or a real Ganeti cluster).
 public struct ClusterEndpoint: Sendable, Equatable {
@@ -26,13 +25,18 @@ public struct ClusterEndpoint: Sendable, Equatable {
         self.password = password
     }
 
-    /// Reads `passwordFile` with Ganeti's one-line rule.
-    public mutating func loadPassword() throws {
+    /// Checks that the CA file can be read and reads `passwordFile` with Ganeti's one-line
+    /// rule; `role` ("source", "destination") names the cluster in the error.
+    public mutating func loadCredentials(role: String) throws {
+        guard FileManager.default.isReadableFile(atPath: caFile) else {
+            let why = FileManager.default.fileExists(atPath: caFile) ? "cannot be read" : "does not exist"
+            throw CoordinatorError(reason: .badRequest, message: "the \(role) cluster's CA file \(caFile) \(why)")
+        }
         guard let passwordFile else { return }
         do {
-            password = try OneLineFile.read(passwordFile, what: "password file")
+            password = try OneLineFile.read(passwordFile, what: "the \(role) cluster's password file")
         } catch {
-            throw CoordinatorError(reason: "bad-request", message: error.message)
+            throw CoordinatorError(reason: .badRequest, message: error.message)
         }
     }
 }
@@ -42,6 +46,11 @@ public struct RAPIError: Error, CustomStringConvertible, Sendable {
     public let status: Int
     public let message: String
     public var description: String { "RAPI error \(status): \(message)" }
+
+    public init(status: Int, message: String) {
+        self.status = status
+        self.message = message
+    }
 
     /// A 4xx answer is the cluster's decision about this request (bad input, bad credentials, no
     /// such object), which asking again does not change; a timeout or throttling may pass.
@@ -55,6 +64,10 @@ public struct RAPIJobError: Error, CustomStringConvertible, Sendable {
     public let message: String
     public let ecode: String?
     public var description: String { "job \(jobId) failed: \(errorClass): \(message)\(ecode.map { " (\($0))" } ?? "")" }
+
+    public init(jobId: Int64, errorClass: String, message: String, ecode: String?) {
+        (self.jobId, self.errorClass, self.message, self.ecode) = (jobId, errorClass, message, ecode)
+    }
 
     /// Ganeti refuses with `OpPrereqError` and an ecode (a name taken or unresolvable, bad input,
     /// no space, a missing bridge or OS…): trying again gives the same answer. Only
@@ -73,7 +86,17 @@ public struct RAPIJobError: Error, CustomStringConvertible, Sendable {
 /// certificate; host names are not checked, as in Ganeti's client.
 public final class RAPIClient: Sendable {
     public let endpoint: ClusterEndpoint
-    private let client: HTTPClient
+    /// Trusts only the cluster's certificate; sent with each request, so that one client (and
+    /// one connection pool) serves every cluster.
+    private let tls: TLSConfiguration
+
+    /// The coordinator's one HTTP client, for every cluster and every move; it lives as long as
+    /// the process.
+    static let shared: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(20), read: .seconds(60))
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 
     public init(endpoint: ClusterEndpoint) throws {
         self.endpoint = endpoint
@@ -84,21 +107,7 @@ public final class RAPIClient: Sendable {
             throw RAPIError(status: 0, message: "cannot read the CA file \(endpoint.caFile): \(error)")
         }
         tls.certificateVerification = .noHostnameVerification
-        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
-        configuration.timeout = .init(connect: .seconds(20), read: .seconds(60))
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }
-
-    private let closed = Atomic<Bool>(false)
-
-    /// Never blocks: the last reference may be dropped on an event loop, where a synchronous
-    /// shutdown is not allowed.
-    deinit {
-        if !closed.exchange(true, ordering: .relaxed) { client.shutdown(queue: .global()) { _ in } }
-    }
-
-    public func shutdown() async {
-        if !closed.exchange(true, ordering: .relaxed) { try? await client.shutdown() }
+        self.tls = tls
     }
 
     /// Sends one request; returns the parsed JSON body of a 200, throws ``RAPIError`` otherwise.
@@ -109,6 +118,7 @@ public final class RAPIClient: Sendable {
         }
         Logger(label: "gnt-move.rapi").debug("\(method.rawValue) \(url)")
         var request = HTTPClientRequest(url: url)
+        request.tlsConfiguration = tls
         request.method = method
         request.headers.add(name: "Accept", value: "application/json")
         request.headers.add(name: "User-Agent", value: "gnt-move RAPI client")
@@ -122,7 +132,7 @@ public final class RAPIClient: Sendable {
         }
         let response: HTTPClientResponse
         do {
-            response = try await client.execute(request, timeout: .seconds(60))
+            response = try await Self.shared.execute(request, timeout: .seconds(60))
         } catch {
             throw RAPIError(status: 0, message: "cannot reach \(endpoint.host):\(endpoint.port): \(error)")
         }
@@ -188,7 +198,7 @@ public final class RAPIClient: Sendable {
         var serial: Int64? = nil
         while true {
             if let deadline, Date() > deadline {
-                throw CoordinatorError(reason: "timeout", message: "gave up waiting for job \(id) on \(endpoint.host):\(endpoint.port) (--timeout)")
+                throw CoordinatorError(reason: .timeout, message: "gave up waiting for job \(id) on \(endpoint.host):\(endpoint.port) (--timeout)")
             }
             let change = try await waitForJobChange(id, previousInfo: info, previousSerial: serial)
             let entries = change["log_entries"]?.arrayValue ?? []

@@ -54,7 +54,7 @@ public struct Demo {
             try AgentInitializer.initialize(paths: paths, options: options)
             var endpoint = ClusterEndpoint(host: "127.0.0.1", port: port, caFile: paths.rapiCertificate, username: "gnt-move")
             endpoint.passwordFile = paths.root + "/password"
-            try endpoint.loadPassword()
+            try endpoint.loadCredentials(role: "demo")
             endpoints.append(endpoint)
         }
         let image = folder + "/alpha/disks/demo-vm.img"
@@ -85,12 +85,11 @@ public struct Demo {
         let result = await coordinator.run(request)
         let seconds = Monotonic.now() - started
         var wire: Int64 = 0
-        if let job = result.facts["export_job"]?.integerValue {
+        if let job = result.facts.exportJob {
             let client = try RAPIClient(endpoint: endpoints[0])
             let status = try await client.job(job)
-            await client.shutdown()
             for entry in status["oplog"]?.arrayValue?.first?.arrayValue ?? [] {
-                guard let message = entry.arrayValue?[3].stringValue, let range = message.range(of: #"(\d+) bytes on the wire"#, options: .regularExpression) else { continue }
+                guard let parts = entry.arrayValue, parts.count > 3, let message = parts[3].stringValue, let range = message.range(of: #"(\d+) bytes on the wire"#, options: .regularExpression) else { continue }
                 wire += Int64(message[range].split(separator: " ").first ?? "") ?? 0
             }
         }
@@ -102,18 +101,17 @@ public struct Demo {
 
     static func waitForAgent(_ endpoint: ClusterEndpoint) async throws {
         let client = try RAPIClient(endpoint: endpoint)
-        defer { Task { await client.shutdown() } }
         for _ in 0..<200 {
             if (try? await client.version()) == 2 { return }
             try await Task.sleep(nanoseconds: 50_000_000)
         }
-        throw CoordinatorError(reason: "connection", message: "the demo agent on port \(endpoint.port) did not start")
+        throw CoordinatorError(reason: .connection, message: "the demo agent on port \(endpoint.port) did not start")
     }
 
     /// A sparse image: 1 MiB extents of this machine's binaries spread over it, 1/16 of it data.
     static func makeImage(_ path: String, size: Int64) throws {
         _ = FileManager.default.createFile(atPath: path, contents: nil)
-        guard let out = FileHandle(forWritingAtPath: path) else { throw CoordinatorError(reason: "demo", message: "cannot create \(path)") }
+        guard let out = FileHandle(forWritingAtPath: path) else { throw CoordinatorError(reason: .demo, message: "cannot create \(path)") }
         defer { try? out.close() }
         try out.truncate(atOffset: UInt64(size))
         var corpus = Data()
@@ -136,7 +134,7 @@ public struct Demo {
     }
 
     static func sha256(_ path: String) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw CoordinatorError(reason: "demo", message: "cannot read \(path)") }
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw CoordinatorError(reason: .demo, message: "cannot read \(path)") }
         defer { try? handle.close() }
         let digest = IncrementalDigest(.sha256)
         while let chunk = try handle.read(upToCount: 8 << 20), !chunk.isEmpty { chunk.withUnsafeBytes { digest.update($0) } }

@@ -22,7 +22,8 @@ struct AgentCommand: AsyncParsableCommand {
         @Option(name: .customLong("node-name"), help: "This node's name (default: the host's FQDN).") var nodeName: String?
         @Option(help: ArgumentHelp("Use this cluster domain secret instead of making one.", valueName: "FILE")) var secret: String?
         @Option(help: "RAPI user with write access (default: 'gnt-move' with a generated password in DIR/password).") var user: String?
-        @Option(name: .customLong("password-file"), help: ArgumentHelp("The user's password.", valueName: "FILE")) var passwordFile: String?
+        @Option(name: .customLong("password-file"), help: ArgumentHelp("The user's password (with no --user: the 'gnt-move' user's).", valueName: "FILE"))
+        var passwordFile: String?
         @Option(name: .customLong("hypervisor-driver"),
                 help: "How instances are started and stopped: 'command' (the --start/--stop/--status-command) or 'fake' (demos and tests: no VM runs).")
         var hypervisorDriver: AgentConfig.HypervisorDriverKind
@@ -48,7 +49,9 @@ struct AgentCommand: AsyncParsableCommand {
             options.secretFile = secret
             options.user = user
             options.passwordFile = passwordFile
-            let password = try AgentInitializer.initialize(paths: AgentPaths(root: dir), options: options)
+            // Absolute, so that agent.json's paths hold wherever the agent is started from.
+            let root = URL(fileURLWithPath: dir).standardizedFileURL.path
+            let password = try AgentInitializer.initialize(paths: AgentPaths(root: root), options: options)
             print("agent for cluster \(clusterName) initialised in \(dir)")
             if password != nil { print("RAPI user 'gnt-move' with write access; its password is in \(dir)/password") }
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import MoveTrust
 
 @main
 struct GntMove: AsyncParsableCommand {
@@ -9,6 +10,7 @@ struct GntMove: AsyncParsableCommand {
         Exit codes: 0 success; 1 a check failed or an operation failed (one line on stderr says \
         why); 64 a usage error.
         """,
+        version: "gnt-move \(GntMoveVersion.current)",
         subcommands: [
             SelfCheckCommand.self,
             SecretCommand.self,

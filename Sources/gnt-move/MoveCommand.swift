@@ -17,7 +17,17 @@ struct StateDirectoryOption: ParsableArguments {
         return base + "/gnt-move"
     }
 
+    /// The store, created if needed (for commands that record moves).
     func store() throws -> MoveStore { try MoveStore(directory: path) }
+
+    /// The store of earlier moves: a state directory without one is an error, not a new
+    /// empty database (`status`, `resume`, `abort`, `cleanup`).
+    func existingStore() throws -> MoveStore {
+        guard FileManager.default.fileExists(atPath: path + "/moves.sqlite") else {
+            throw CLIError("no moves recorded in \(path) (no such state directory or no moves.sqlite in it; see --state-dir)")
+        }
+        return try MoveStore(directory: path)
+    }
 }
 
 /// `--verbose` (each state, info) and `--debug` (each RAPI call), through swift-log on stderr.
@@ -86,21 +96,24 @@ struct MoveCommand: AsyncParsableCommand {
     @Argument(help: "Destination cluster (host).") var destinationCluster: String
     @Argument(help: "Instances to move.") var instances: [String]
 
-    @Option(name: .customLong("src-rapi-port")) var srcRapiPort = 5080
+    @Option(name: .customLong("src-rapi-port"), help: "The source cluster's RAPI port.") var srcRapiPort = 5080
     @Option(name: .customLong("src-ca-file"), help: "The source cluster's RAPI certificate (required).") var srcCaFile: String
-    @Option(name: .customLong("src-username")) var srcUsername: String?
-    @Option(name: .customLong("src-password-file")) var srcPasswordFile: String?
-    @Option(name: .customLong("dest-rapi-port")) var destRapiPort: Int?
-    @Option(name: .customLong("dest-ca-file")) var destCaFile: String?
-    @Option(name: .customLong("dest-username")) var destUsername: String?
-    @Option(name: .customLong("dest-password-file")) var destPasswordFile: String?
-    @Option(name: .customLong("dest-instance-name")) var destInstanceName: String?
-    @Option(name: .customLong("dest-primary-node")) var destPrimaryNode: String?
-    @Option(name: .customLong("dest-secondary-node")) var destSecondaryNode: String?
-    @Option(name: .customLong("dest-disk-template")) var destDiskTemplate: String?
+    @Option(name: .customLong("src-username"), help: "RAPI user on the source cluster (it needs write access).") var srcUsername: String?
+    @Option(name: .customLong("src-password-file"), help: ArgumentHelp("The source user's password (one line).", valueName: "FILE"))
+    var srcPasswordFile: String?
+    @Option(name: .customLong("dest-rapi-port"), help: "The destination cluster's RAPI port (default: 5080).") var destRapiPort: Int?
+    @Option(name: .customLong("dest-ca-file"), help: "The destination cluster's RAPI certificate (default: the source's).") var destCaFile: String?
+    @Option(name: .customLong("dest-username"), help: "RAPI user on the destination cluster (default: the source's).") var destUsername: String?
+    @Option(name: .customLong("dest-password-file"), help: ArgumentHelp("The destination user's password (default: the source's).", valueName: "FILE"))
+    var destPasswordFile: String?
+    @Option(name: .customLong("dest-instance-name"), help: "The instance's name on the destination (single instance).") var destInstanceName: String?
+    @Option(name: .customLong("dest-primary-node"), help: "The destination node (single instance; excludes -I).") var destPrimaryNode: String?
+    @Option(name: .customLong("dest-secondary-node"), help: "The destination's secondary node, for DRBD (single instance).") var destSecondaryNode: String?
+    @Option(name: .customLong("dest-disk-template"), help: "Disk template on the destination (default: the source's).") var destDiskTemplate: String?
     @Option(help: "Stream compression; both clusters must offer it.") var compress = CompressionMethod.none
-    @Option(name: [.short, .customLong("iallocator")]) var iallocator: String?
-    @Flag(name: .customLong("keep-source-instance")) var keepSourceInstance = false
+    @Option(name: [.customShort("I"), .customLong("iallocator")], help: "Let this allocator choose the destination node(s) (as move-instance's -I).")
+    var iallocator: String?
+    @Flag(name: .customLong("keep-source-instance"), help: "Keep the (stopped) source instance after the move.") var keepSourceInstance = false
     @Option(name: [.short, .customLong("parallel")], help: "Moves to run at once.") var parallel = 1
     @Option(help: "Bytes per second per disk stream, K/M/G suffixes (gnt-move agents).") var bwlimit: ByteSize?
     @Option(name: [.customShort("H"), .customLong("hypervisor-parameters")], help: "Hypervisor parameter overrides: key=value,… (single instance).")
@@ -141,13 +154,13 @@ struct MoveCommand: AsyncParsableCommand {
         logging.bootstrap()
         let printer = EventPrinter(json: json)
         do {
+            // The CA and password files are read by the coordinator, per move: a file that cannot
+            // be read fails the move with an event, as any other failure.
             var source = ClusterEndpoint(host: sourceCluster, port: srcRapiPort, caFile: srcCaFile, username: srcUsername)
             source.passwordFile = srcPasswordFile
-            try source.loadPassword()
             var destination = ClusterEndpoint(host: destinationCluster, port: destRapiPort ?? 5080, caFile: destCaFile ?? srcCaFile,
                                               username: destUsername ?? srcUsername)
             destination.passwordFile = destPasswordFile ?? srcPasswordFile
-            try destination.loadPassword()
             let coordinator = Coordinator(store: try state.store(), logger: Logger(label: "gnt-move.coordinator"), emit: printer.print)
             var requests: [MoveRequest] = []
             for instance in instances {
@@ -191,6 +204,7 @@ struct MoveCommand: AsyncParsableCommand {
                 return
             }
             let results = await coordinator.runAll(requests, parallel: parallel)
+            Self.reportUnstarted(results)
             if results.contains(where: { $0.state != .done }) { throw ExitCode(1) }
         } catch let error as ExitCode {
             throw error
@@ -202,6 +216,14 @@ struct MoveCommand: AsyncParsableCommand {
 }
 
 extension MoveCommand {
+    /// A move that could not even start (a bad name, an unreadable CA or password file) also
+    /// gets one line on stderr, beside its `move-failed` event.
+    static func reportUnstarted(_ results: [MoveRecord]) {
+        for record in results where record.id == "-" {
+            Console.error("gnt-move: \(record.instance): \(record.error ?? "cannot start the move")")
+        }
+    }
+
     /// `key=value,key=value`, as Ganeti's `-H`/`-B`/`-O`; integers and booleans keep their type.
     static func parameters(_ text: String?) throws -> [String: JSONValue] {
         guard let text, !text.isEmpty else { return [:] }
@@ -239,7 +261,7 @@ struct StatusCommand: ReportingCommand {
     @OptionGroup var state: StateDirectoryOption
 
     func execute() throws {
-        let store = try state.store()
+        let store = try state.existingStore()
         let moves = try id.map { id in
             guard let move = try store.move(id) else { throw CLIError("no move \(id) in \(state.path)") }
             return [move]
@@ -267,7 +289,7 @@ struct ResumeCommand: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            let coordinator = Coordinator(store: try state.store(), emit: EventPrinter(json: json).print)
+            let coordinator = Coordinator(store: try state.existingStore(), emit: EventPrinter(json: json).print)
             let result = try await coordinator.resume(id)
             if result.state != .done { throw ExitCode(1) }
         } catch let error as ExitCode { throw error } catch {
@@ -284,7 +306,7 @@ struct AbortCommand: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            let coordinator = Coordinator(store: try state.store(), emit: EventPrinter(json: false).print)
+            let coordinator = Coordinator(store: try state.existingStore(), emit: EventPrinter(json: false).print)
             _ = try await coordinator.abort(id)
         } catch {
             Console.error("gnt-move: \(error)")
@@ -299,7 +321,7 @@ struct CleanupCommand: ReportingCommand {
     @OptionGroup var state: StateDirectoryOption
 
     func execute() throws {
-        let removed = try state.store().purge(before: Date().timeIntervalSince1970 - olderThan * 86400)
+        let removed = try state.existingStore().purge(before: Date().timeIntervalSince1970 - olderThan * 86400)
         print("forgot \(removed) finished move(s)")
     }
 }

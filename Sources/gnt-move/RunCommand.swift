@@ -19,7 +19,14 @@ struct RunCommand: AsyncParsableCommand {
         let request: RunRequest
         do {
             let data = FileHandle.standardInput.readDataToEndOfFile()
-            request = try RunRequest(json: try JSONValue(parsing: Array(data)))
+            guard !data.isEmpty else { throw CoordinatorError.badRequest("no request on stdin (expected one JSON object)") }
+            let json: JSONValue
+            do {
+                json = try JSONValue(parsing: Array(data))
+            } catch {
+                throw CoordinatorError.badRequest("the request on stdin is not JSON (\(error))")
+            }
+            request = try RunRequest(json: json)
         } catch {
             let message = (error as? CoordinatorError)?.message ?? "\(error)"
             FileHandle.standardOutput.write(Data((JSONValue.object(["event": .string("request-invalid"), "reason": .string("bad-request"),
@@ -31,6 +38,7 @@ struct RunCommand: AsyncParsableCommand {
         if options.stateDir == nil { options.stateDir = request.stateDir }
         let coordinator = Coordinator(store: try options.store(), emit: printer.print)
         let results = await coordinator.runAll(request.moves, parallel: request.parallel)
+        MoveCommand.reportUnstarted(results)
         if results.contains(where: { $0.state != .done }) { throw ExitCode(1) }
     }
 }
@@ -47,16 +55,19 @@ struct BatchCommand: AsyncParsableCommand {
 
     @Argument(help: "The batch file (JSON).") var file: String
     @Flag(help: "Print only failures.") var quiet = false
-    @Option(help: "Attempts per move, with backoff between them.") var attempts = 3
-    @Option(name: .customLong("backoff"), help: "Seconds before the first retry; doubled each time.") var backoff: Double = 30
+    @Option(help: "Tries per move when a failure may pass (a refusal is not tried again).") var attempts = RetryPolicy.standard.attempts
+    @Option(name: .customLong("backoff"), help: "Seconds before the second try; doubled before each further one.") var backoff: Double = 30
     @OptionGroup var state: StateDirectoryOption
 
     func run() async throws {
         let request: RunRequest
         do {
-            request = try RunRequest(json: try InputText.json("@" + file, what: "batch file"))
+            request = try RunRequest(json: try InputText.json("@" + file, what: "batch"))
+        } catch let error as CoordinatorError {
+            Console.error("gnt-move: batch file \(file): \(error.message)")
+            throw ExitCode(2)
         } catch {
-            Console.error("gnt-move: \(file): \((error as? CoordinatorError)?.message ?? "\(error)")")
+            Console.error("gnt-move: \(error)")
             throw ExitCode(2)
         }
         var options = state
@@ -68,61 +79,11 @@ struct BatchCommand: AsyncParsableCommand {
         }
         defer { lock.release() }
         let printer = EventPrinter(json: false)
-        let coordinator = Coordinator(store: store, emit: { if !quiet { printer.print($0) } })
-        let previous = try store.moves()
-        var lines: [(ok: Bool, text: String)] = []
-        await withTaskGroup(of: (Bool, String).self) { group in
-            var index = 0
-            func launch() {
-                let move = request.moves[index]
-                index += 1
-                let identity = RunRequest.identity(move)
-                let earlier = previous.last { (try? MoveRequestIdentity.of($0)) == identity }
-                group.addTask {
-                    await Self.settle(move, earlier: earlier, coordinator: coordinator, attempts: attempts, backoff: backoff)
-                }
-            }
-            while index < min(request.parallel, request.moves.count) { launch() }
-            for await line in group {
-                lines.append(line)
-                if index < request.moves.count { launch() }
-            }
-        }
-        for line in lines where !quiet || !line.ok { print(line.text) }
-        if lines.contains(where: { !$0.ok }) { throw ExitCode(1) }
-    }
-
-    /// Skips a done move, resumes an interrupted one, retries a failed one with backoff.
-    static func settle(_ move: MoveRequest, earlier: MoveRecord?, coordinator: Coordinator, attempts: Int, backoff: Double) async -> (Bool, String) {
-        let name = move.targetName == move.instance ? move.instance : "\(move.instance) as \(move.targetName)"
-        if let earlier, earlier.state == .done { return (true, "\(name): done earlier (\(earlier.id)), skipped") }
-        var record: MoveRecord?
-        if let earlier, !earlier.state.isFinal, earlier.state != .failed {
-            record = try? await coordinator.resume(earlier.id)
-        }
-        var attempt = 1
-        var delay = backoff
-        while record?.state != .done && attempt <= max(1, attempts) {
-            if record != nil {
-                try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
-                delay *= 2
-            }
-            record = await coordinator.run(move)
-            attempt += 1
-        }
-        guard let record else { return (false, "\(name): failed") }
-        if record.state == .done { return (true, "\(name): done (\(record.id))") }
-        return (false, "\(name): FAILED (\(record.reason ?? "error")): \(record.error ?? "")")
-    }
-}
-
-/// The identity of a stored move, to match batch entries with earlier runs.
-enum MoveRequestIdentity {
-    static func of(_ record: MoveRecord) throws -> String {
-        let request = record.request
-        let target = request["dest_instance_name"]?.stringValue ?? record.instance
-        return "\(request["source"]?["host"]?.stringValue ?? ""):\(request["source"]?["port"]?.integerValue ?? 0)/\(record.instance)->"
-            + "\(request["destination"]?["host"]?.stringValue ?? ""):\(request["destination"]?["port"]?.integerValue ?? 0)/\(target)"
+        let coordinator = Coordinator(store: store, retry: RetryPolicy(attempts: attempts, firstDelay: backoff),
+                                      emit: { if !quiet { printer.print($0) } })
+        let outcomes = try await coordinator.runBatch(request.moves, parallel: request.parallel)
+        for outcome in outcomes where !quiet || !outcome.succeeded { print(outcome.line) }
+        if outcomes.contains(where: { !$0.succeeded }) { throw ExitCode(1) }
     }
 }
 

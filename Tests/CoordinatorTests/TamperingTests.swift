@@ -63,6 +63,40 @@ final class TamperingTests: XCTestCase {
         return last
     }
 
+    /// A RAPI peer whose job log entries are cut short (a buggy or hostile source): every entry
+    /// of the source's jobs, in `oplog` and in `/wait`'s `log_entries`, is truncated to one or
+    /// two of its four fields. The coordinator must read them without crashing, ignore what it
+    /// cannot use, and still complete the move from the jobs' status.
+    func testShortJobLogEntriesFromAPeerDoNotCrashTheCoordinator() async throws {
+        let digest = try TestData.sha256(folder.file("vm.img"))
+        let cut: TamperingProxy.Rewrite = { method, path, body in
+            guard method == "GET", path.hasPrefix("/2/jobs/") else { return body }
+            func shorten(_ entries: JSONValue?) -> JSONValue? {
+                guard case .array(let list)? = entries else { return entries }
+                return .array(list.enumerated().map { index, entry in
+                    guard case .array(let parts) = entry else { return entry }
+                    return .array(Array(parts.prefix(index % 2 + 1)))
+                })
+            }
+            guard case .object(var fields) = body else { return body }
+            if let entries = shorten(fields["log_entries"]) { fields["log_entries"] = entries }
+            if case .array(let oplog)? = fields["oplog"] { fields["oplog"] = .array(oplog.map { shorten($0) ?? $0 }) }
+            return .object(fields)
+        }
+        let sourceProxy = try TamperingProxy(target: endpoint(source), folder: folder, name: "src", responseRewrite: cut)
+        let result = try gntMove(arguments: [
+            "move", "127.0.0.1", "127.0.0.1", "vm", "--json", "--state-dir", folder.file("state"),
+            "--src-rapi-port", String(sourceProxy.port), "--dest-rapi-port", String(destination.port),
+            "--src-ca-file", sourceProxy.certificatePath, "--dest-ca-file", destination.dir + "/rapi.crt",
+            "--src-username", "gnt-move", "--src-password-file", source.dir + "/password",
+            "--dest-username", "gnt-move", "--dest-password-file", destination.dir + "/password",
+        ])
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        XCTAssertEqual(try JSONValue(parsing: String(result.stdout.split(separator: "\n").last ?? ""))["event"]?.stringValue, "move-done")
+        XCTAssertEqual(try TestData.sha256(destination.dir + "/disks/vm.disk0"), digest)
+        withExtendedLifetime(sourceProxy) {}
+    }
+
     func testAlteredDestinationCertificateIsRefused() async throws {
         let failure = try await moveThrough(destination: ({ _, _, body in body }, { method, path, body in
             guard method == "GET", path.hasPrefix("/2/jobs/") else { return body }

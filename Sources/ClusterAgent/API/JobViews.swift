@@ -36,9 +36,8 @@ enum JobViews {
             }
             previousSerial = value
         }
-        let deadline = Date().addingTimeInterval(10)
-        while true {
-            guard let job = try service.database.job(id) else { throw RAPIHTTPError(status: .notFound, message: "Job \(id) not found") }
+        let since = previousSerial
+        @Sendable func answer(_ job: JobRecord, atDeadline: Bool) -> JSONValue? {
             let info = JSONValue.array(fields.map { field in
                 switch field.stringValue {
                 case "status": return .string(job.status)
@@ -47,11 +46,31 @@ enum JobViews {
                 default: return .null
                 }
             })
-            let entries = job.log.filter { $0.serial > previousSerial }.map(\.json)
-            if !entries.isEmpty || info != previousInfo || job.isFinished || Date() >= deadline {
-                return .object(["job_info": info, "log_entries": .array(entries)])
-            }
-            try await Task.sleep(nanoseconds: 100_000_000)
+            let entries = job.log.filter { $0.serial > since }.map(\.json)
+            guard !entries.isEmpty || info != previousInfo || job.isFinished || atDeadline else { return nil }
+            return .object(["job_info": info, "log_entries": .array(entries)])
         }
+        let notFound = RAPIHTTPError(status: .notFound, message: "Job \(id) not found")
+        // The first change worth answering, from SQLite's change notifications, or the deadline.
+        let changes = service.database.jobChanges(id)
+        let changed: JSONValue? = try await withThrowingTaskGroup(of: JSONValue?.self) { group in
+            group.addTask {
+                for try await job in changes {
+                    guard let job else { throw notFound }
+                    if let reply = answer(job, atDeadline: false) { return reply }
+                }
+                return nil
+            }
+            group.addTask {
+                try await Task.sleep(nanoseconds: 10_000_000_000)
+                return nil
+            }
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        if let changed { return changed }
+        guard let job = try service.database.job(id), let reply = answer(job, atDeadline: true) else { throw notFound }
+        return reply
     }
 }

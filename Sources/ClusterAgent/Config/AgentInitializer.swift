@@ -52,10 +52,11 @@ public enum AgentInitializer {
         }
         var password: String?
         var userLine: String
-        if let user = options.user {
+        if options.user != nil || options.passwordFile != nil {
+            // --password-file alone sets the default user's password.
             guard let passwordFile = options.passwordFile else { throw AgentError.wrongInput("--user needs --password-file") }
             let pw = try OneLineFile.read(passwordFile, what: "password file")
-            userLine = UsersFile.line(user: user, password: pw, options: ["write"])
+            userLine = UsersFile.line(user: options.user ?? "gnt-move", password: pw, options: ["write"])
         } else {
             password = SecureRandom.hex(byteCount: 16)
             userLine = UsersFile.line(user: "gnt-move", password: password ?? "", options: ["write"])

@@ -43,21 +43,29 @@ extension AgentDatabase {
     }
 
     public func job(_ id: Int64) throws -> JobRecord? {
-        try queue.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id]) else { return nil }
-            let logRows = try Row.fetchAll(db, sql: "SELECT * FROM jobLog WHERE jobId = ? ORDER BY serial", arguments: [id])
-            let opText: String = row["op"]
-            let resultText: String? = row["result"]
-            return JobRecord(
-                id: row["id"], op: (try? JSONValue(parsing: opText)) ?? .null, summary: row["summary"],
-                status: row["status"], opstatus: row["opstatus"], received: row["received"], started: row["started"],
-                ended: row["ended"], result: resultText.flatMap { try? JSONValue(parsing: $0) },
-                log: logRows.map { log in
-                    let message: String = log["message"]
-                    return JobLogEntry(serial: log["serial"], sec: log["sec"], usec: log["usec"], type: log["type"],
-                                       message: (try? JSONValue(parsing: message)) ?? .string(message))
-                })
-        }
+        try queue.read { db in try Self.fetchJob(db, id) }
+    }
+
+    /// The job each time it changes (status, result or log), starting with its state now; nil
+    /// when there is no such job. Driven by SQLite's change notifications, not by polling.
+    func jobChanges(_ id: Int64) -> AsyncValueObservation<JobRecord?> {
+        ValueObservation.tracking { db in try Self.fetchJob(db, id) }.removeDuplicates().values(in: queue)
+    }
+
+    static func fetchJob(_ db: Database, _ id: Int64) throws -> JobRecord? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id]) else { return nil }
+        let logRows = try Row.fetchAll(db, sql: "SELECT * FROM jobLog WHERE jobId = ? ORDER BY serial", arguments: [id])
+        let opText: String = row["op"]
+        let resultText: String? = row["result"]
+        return JobRecord(
+            id: row["id"], op: (try? JSONValue(parsing: opText)) ?? .null, summary: row["summary"],
+            status: row["status"], opstatus: row["opstatus"], received: row["received"], started: row["started"],
+            ended: row["ended"], result: resultText.flatMap { try? JSONValue(parsing: $0) },
+            log: logRows.map { log in
+                let message: String = log["message"]
+                return JobLogEntry(serial: log["serial"], sec: log["sec"], usec: log["usec"], type: log["type"],
+                                   message: (try? JSONValue(parsing: message)) ?? .string(message))
+            })
     }
 
     public func jobIds() throws -> [Int64] {

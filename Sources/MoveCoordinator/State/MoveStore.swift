@@ -2,23 +2,6 @@ import Foundation
 import GRDB
 import MoveTrust
 
-/// The states of a move (architecture §"A move, as states").
-public enum MoveState: String, Sendable, CaseIterable {
-    case planned
-    case sourcePrepared = "source-prepared"
-    case destinationCreated = "destination-created"
-    case destinationListening = "destination-listening"
-    case exporting
-    case disksDone = "disks-done"
-    case finalized
-    case sourceRemoved = "source-removed"
-    case done
-    case failed
-    case cleaned
-
-    public var isFinal: Bool { self == .done || self == .cleaned }
-}
-
 /// One move as recorded: its request, state and the facts learnt so far (job ids, the signed
 /// material relayed between the clusters).
 public struct MoveRecord: Sendable, Equatable {
@@ -26,9 +9,9 @@ public struct MoveRecord: Sendable, Equatable {
     public let instance: String
     public var request: JSONValue
     public var state: MoveState
-    public var facts: [String: JSONValue]
+    public var facts: MoveFacts
     public var error: String?
-    public var reason: String?
+    public var reason: FailureReason?
     public let created: Double
     public var updated: Double
 
@@ -37,8 +20,8 @@ public struct MoveRecord: Sendable, Equatable {
             "id": .string(id), "instance": .string(instance), "state": .string(state.rawValue),
             "destination_instance": request["dest_instance_name"].flatMap { $0 == .null ? nil : $0 } ?? .string(instance),
             "created": .string(UnixTime.iso8601(Int64(created))), "updated": .string(UnixTime.iso8601(Int64(updated))),
-            "error": error.map(JSONValue.string) ?? .null, "reason": reason.map(JSONValue.string) ?? .null,
-            "jobs": .object(facts.filter { $0.key.hasSuffix("_job") }),
+            "error": error.map(JSONValue.string) ?? .null, "reason": reason.map { .string($0.rawValue) } ?? .null,
+            "jobs": .object(facts.jobs.mapValues(JSONValue.int64)),
             "overrides": .array(MoveRequest.declaredOverrides(stored: request).descriptions.map(JSONValue.string)),
         ])
     }
@@ -84,7 +67,7 @@ public final class MoveStore: Sendable {
     public func create(_ request: MoveRequest) throws -> MoveRecord {
         let now = Date().timeIntervalSince1970
         let record = MoveRecord(id: "mv-" + String(UUID().uuidString.prefix(8)).lowercased(), instance: request.instance,
-                                request: request.json, state: .planned, facts: [:], error: nil, reason: nil, created: now, updated: now)
+                                request: request.json, state: .planned, facts: MoveFacts(), error: nil, reason: nil, created: now, updated: now)
         try queue.write { db in
             try db.execute(sql: "INSERT INTO move (id, instance, request, state, facts, created, updated) VALUES (?, ?, ?, ?, '{}', ?, ?)",
                            arguments: [record.id, record.instance, record.request.serialized, record.state.rawValue, now, now])
@@ -93,18 +76,24 @@ public final class MoveStore: Sendable {
         return record
     }
 
-    /// Records new facts and, when given, a new state.
-    public func record(_ id: String, state: MoveState? = nil, facts: [String: JSONValue] = [:], detail: String,
-                       error: String? = nil, reason: String? = nil) throws -> MoveRecord {
+    /// Records what a step learnt (`learn`) and, when given, a new state; refuses a transition
+    /// the state machine does not allow (`MoveState.successors`).
+    public func record(_ id: String, state: MoveState? = nil, detail: String, error: String? = nil, reason: FailureReason? = nil,
+                       learn: (inout MoveFacts) -> Void = { _ in }) throws -> MoveRecord {
         try queue.write { db in
-            guard var record = try Self.fetch(db, id) else { throw CoordinatorError(reason: "unknown-move", message: "no move \(id)") }
-            for (key, value) in facts { record.facts[key] = value }
-            if let state { record.state = state }
+            guard var record = try Self.fetch(db, id) else { throw CoordinatorError(reason: .unknownMove, message: "no move \(id)") }
+            if let state {
+                guard record.state.canMove(to: state) else {
+                    throw CoordinatorError(reason: .state, message: "move \(id) cannot go from \(record.state.rawValue) to \(state.rawValue)")
+                }
+                record.state = state
+            }
+            learn(&record.facts)
             if let error { record.error = error }
             if let reason { record.reason = reason }
             record.updated = Date().timeIntervalSince1970
             try db.execute(sql: "UPDATE move SET state = ?, facts = ?, error = ?, reason = ?, updated = ? WHERE id = ?",
-                           arguments: [record.state.rawValue, JSONValue.object(record.facts).serialized, record.error, record.reason, record.updated, id])
+                           arguments: [record.state.rawValue, record.facts.json.serialized, record.error, record.reason?.rawValue, record.updated, id])
             try db.execute(sql: "INSERT INTO transition (moveId, state, at, detail) VALUES (?, ?, ?, ?)",
                            arguments: [id, record.state.rawValue, record.updated, detail])
             return record
@@ -115,15 +104,17 @@ public final class MoveStore: Sendable {
     /// state before the move (whether it was running).
     public func restart(_ id: String, detail: String) throws -> MoveRecord {
         try queue.write { db in
-            guard var record = try Self.fetch(db, id) else { throw CoordinatorError(reason: "unknown-move", message: "no move \(id)") }
-            let attempts = Int(record.facts["attempts"]?.integerValue ?? 1) + 1
-            record.facts = ["attempts": .int(attempts), "source_was_running": record.facts["source_was_running"] ?? .null]
+            guard var record = try Self.fetch(db, id) else { throw CoordinatorError(reason: .unknownMove, message: "no move \(id)") }
+            guard record.state.canMove(to: .planned) else {
+                throw CoordinatorError(reason: .state, message: "move \(id) is \(record.state.rawValue); only a cleaned move starts again")
+            }
+            record.facts = record.facts.forRetry()
             record.state = .planned
             record.error = nil
             record.reason = nil
             record.updated = Date().timeIntervalSince1970
             try db.execute(sql: "UPDATE move SET state = ?, facts = ?, error = NULL, reason = NULL, updated = ? WHERE id = ?",
-                           arguments: [record.state.rawValue, JSONValue.object(record.facts).serialized, record.updated, id])
+                           arguments: [record.state.rawValue, record.facts.json.serialized, record.updated, id])
             try db.execute(sql: "INSERT INTO transition (moveId, state, at, detail) VALUES (?, ?, ?, ?)",
                            arguments: [id, record.state.rawValue, record.updated, detail])
             return record
@@ -158,9 +149,11 @@ public final class MoveStore: Sendable {
         let requestText: String = row["request"]
         let factsText: String = row["facts"]
         let stateText: String = row["state"]
+        let reasonText: String? = row["reason"]
         guard let state = MoveState(rawValue: stateText) else { return nil }
         return MoveRecord(id: row["id"], instance: row["instance"], request: (try? JSONValue(parsing: requestText)) ?? .null,
-                          state: state, facts: (try? JSONValue(parsing: factsText))?.objectValue ?? [:],
-                          error: row["error"], reason: row["reason"], created: row["created"], updated: row["updated"])
+                          state: state, facts: MoveFacts(json: (try? JSONValue(parsing: factsText)) ?? .object([:])),
+                          error: row["error"], reason: reasonText.map { FailureReason(rawValue: $0) ?? .internal },
+                          created: row["created"], updated: row["updated"])
     }
 }

@@ -7,13 +7,15 @@ import MoveTrust
 /// duplicates nothing (`resume` continues from the recorded state).
 public final class Coordinator: Sendable {
     public let store: MoveStore
+    public let retry: RetryPolicy
     let emit: @Sendable (MoveEvent) -> Void
     let logger: Logger
 
     /// Without a logger, only warnings are logged (the events already tell the story); the CLI
     /// passes one set up by `--verbose`/`--debug`.
-    public init(store: MoveStore, logger: Logger? = nil, emit: @escaping @Sendable (MoveEvent) -> Void) {
+    public init(store: MoveStore, retry: RetryPolicy = .standard, logger: Logger? = nil, emit: @escaping @Sendable (MoveEvent) -> Void) {
         self.store = store
+        self.retry = retry
         self.logger = logger ?? {
             var quiet = Logger(label: "gnt-move.coordinator")
             quiet.logLevel = .warning
@@ -23,33 +25,36 @@ public final class Coordinator: Sendable {
     }
 
     /// Records and runs a new move; returns its final record.
-    public func run(_ request: MoveRequest) async -> MoveRecord {
+    public func run(_ given: MoveRequest) async -> MoveRecord {
+        let request: MoveRequest
         do {
-            try request.validate()
-        } catch let error as CoordinatorError {
-            let record = MoveRecord(id: "-", instance: request.instance, request: request.json, state: .failed, facts: [:],
-                                    error: error.message, reason: error.reason, created: 0, updated: 0)
-            emit(MoveEvent("move-failed", move: record, ["reason": .string(error.reason), "message": .string(error.message)]))
+            try given.validate()
+            request = try given.loadingCredentials()
+        } catch {
+            let failure = error as? CoordinatorError ?? CoordinatorError(reason: .badRequest, message: "\(error)")
+            let record = MoveRecord(id: "-", instance: given.instance, request: given.json, state: .failed, facts: MoveFacts(),
+                                    error: failure.message, reason: failure.reason, created: 0, updated: 0)
+            emit(MoveEvent("move-failed", move: record, ["reason": .string(failure.reason.rawValue), "message": .string(failure.message)]))
             return record
-        } catch {}
+        }
         do {
             let record = try store.create(request)
             emit(MoveEvent("move-started", move: record, ["destination_instance": .string(request.targetName)]))
             Self.crashIfAsked(after: .planned)
             return await drive(record.id, request: request)
         } catch {
-            let record = MoveRecord(id: "-", instance: request.instance, request: request.json, state: .failed, facts: [:],
-                                    error: "\(error)", reason: "state", created: 0, updated: 0)
-            emit(MoveEvent("move-failed", move: record, ["reason": .string("state"), "message": .string("\(error)")]))
+            let record = MoveRecord(id: "-", instance: request.instance, request: request.json, state: .failed, facts: MoveFacts(),
+                                    error: "\(error)", reason: .state, created: 0, updated: 0)
+            emit(MoveEvent("move-failed", move: record, ["reason": .string(FailureReason.state.rawValue), "message": .string("\(error)")]))
             return record
         }
     }
 
     /// Continues a recorded move from its state.
     public func resume(_ id: String) async throws -> MoveRecord {
-        guard let record = try store.move(id) else { throw CoordinatorError(reason: "unknown-move", message: "no move \(id) in \(store.directory)") }
-        let request = try MoveRequest(json: record.request)
+        guard let record = try store.move(id) else { throw CoordinatorError(reason: .unknownMove, message: "no move \(id) in \(store.directory)") }
         if record.state.isFinal { return record }
+        let request = try MoveRequest(json: record.request).loadingCredentials()
         emit(MoveEvent("step", move: record, ["step": .string("resume"), "state": .string(record.state.rawValue)]))
         return await drive(id, request: request)
     }
@@ -57,33 +62,24 @@ public final class Coordinator: Sendable {
     /// Stops a move: cancels its jobs, removes a half-created destination, starts the source
     /// again if it was running.
     public func abort(_ id: String) async throws -> MoveRecord {
-        guard let record = try store.move(id) else { throw CoordinatorError(reason: "unknown-move", message: "no move \(id) in \(store.directory)") }
+        guard let record = try store.move(id) else { throw CoordinatorError(reason: .unknownMove, message: "no move \(id) in \(store.directory)") }
         if record.state.isFinal { return record }
-        let request = try MoveRequest(json: record.request)
-        let failed = try store.record(id, state: .failed, detail: "aborted by the operator", error: "aborted", reason: "aborted")
+        let request = try MoveRequest(json: record.request).loadingCredentials()
+        let failed = try store.record(id, state: .failed, detail: "aborted by the operator", error: "aborted", reason: .aborted)
         return await cleanUp(failed, request: request)
     }
 
-    /// Attempts per move. A move that failed for a reason that may pass (a cluster restarted
-    /// mid-transfer, a lost connection) is cleaned up and started again from the beginning,
-    /// with fresh keys; a refusal (bad input, a name taken, no space) is not retried.
-    static let attempts = 3
-    static let retryDelay = 2.0
-
+    /// Runs the move to its end, trying again as `retry` decides.
     func drive(_ id: String, request: MoveRequest) async -> MoveRecord {
         var attempt = 1
         while true {
             let record = await driveOnce(id, request: request)
-            guard record.state == .cleaned, attempt < Self.attempts, Self.retriable(record.reason) else { return record }
-            try? await Task.sleep(nanoseconds: UInt64(Self.retryDelay * Double(1 << (attempt - 1)) * 1e9))
+            guard retry.retries(record, after: attempt) else { return record }
+            try? await Task.sleep(nanoseconds: UInt64(retry.delay(after: attempt) * 1e9))
             attempt += 1
             guard let restarted = try? store.restart(id, detail: "attempt \(attempt) after: \(record.error ?? "")") else { return record }
             emit(MoveEvent("step", move: restarted, ["step": .string("retry"), "state": .string(restarted.state.rawValue)]))
         }
-    }
-
-    static func retriable(_ reason: String?) -> Bool {
-        ["job-failed", "rapi", "connection", "export-failed", "destination-failed"].contains(reason ?? "")
     }
 
     func driveOnce(_ id: String, request: MoveRequest) async -> MoveRecord {
@@ -92,9 +88,8 @@ public final class Coordinator: Sendable {
             source = try RAPIClient(endpoint: request.source)
             destination = try RAPIClient(endpoint: request.destination)
         } catch {
-            return (try? fail(id, reason: "connection", "\(error)")) ?? placeholder(id)
+            return (try? fail(id, reason: .connection, "\(error)")) ?? placeholder(id)
         }
-        defer { Task { await source.shutdown(); await destination.shutdown() } }
         var steps = MoveSteps(coordinator: self, request: request, source: source, destination: destination)
         if let timeout = request.timeout, let created = try? current(id).created {
             steps.deadline = Date(timeIntervalSince1970: created + timeout)
@@ -113,12 +108,12 @@ public final class Coordinator: Sendable {
             if record.state == .failed { return await cleanUp(record, request: request) }
             return record
         } catch {
-            let reason: String
+            let reason: FailureReason
             switch error {
             case let coordinatorError as CoordinatorError: reason = coordinatorError.reason
-            case let jobError as RAPIJobError: reason = jobError.isRefusal ? "refused" : "job-failed"
-            case let rapiError as RAPIError: reason = rapiError.isRefusal ? "refused" : "rapi"
-            default: reason = "internal"
+            case let jobError as RAPIJobError: reason = jobError.isRefusal ? .refused : .jobFailed
+            case let rapiError as RAPIError: reason = rapiError.isRefusal ? .refused : .rapi
+            default: reason = .internal
             }
             guard let failed = try? fail(id, reason: reason, "\(error)") else { return placeholder(id) }
             return await cleanUp(failed, request: request)
@@ -132,15 +127,15 @@ public final class Coordinator: Sendable {
     }
 
     func current(_ id: String) throws -> MoveRecord {
-        guard let record = try store.move(id) else { throw CoordinatorError(reason: "unknown-move", message: "no move \(id)") }
+        guard let record = try store.move(id) else { throw CoordinatorError(reason: .unknownMove, message: "no move \(id)") }
         return record
     }
 
     func placeholder(_ id: String) -> MoveRecord {
-        (try? store.move(id)) ?? MoveRecord(id: id, instance: "", request: .null, state: .failed, facts: [:], error: nil, reason: nil, created: 0, updated: 0)
+        (try? store.move(id)) ?? MoveRecord(id: id, instance: "", request: .null, state: .failed, facts: MoveFacts(), error: nil, reason: nil, created: 0, updated: 0)
     }
 
-    func fail(_ id: String, reason: String, _ message: String) throws -> MoveRecord {
+    func fail(_ id: String, reason: FailureReason, _ message: String) throws -> MoveRecord {
         try store.record(id, state: .failed, detail: message, error: message, reason: reason)
     }
 
@@ -151,12 +146,12 @@ public final class Coordinator: Sendable {
         let source = try? RAPIClient(endpoint: request.source)
         let destination = try? RAPIClient(endpoint: request.destination)
         var canceled: [(Int64, RAPIClient)] = []
-        for (key, client) in [("export_job", source), ("create_job", destination)] {
-            if let id = record.facts[key]?.integerValue, let client {
+        for (key, job, client) in [("export", record.facts.exportJob, source), ("create", record.facts.createJob, destination)] {
+            if let id = job, let client {
                 if let status = try? await client.job(id), let state = status["status"]?.stringValue, !Self.finishedJobStates.contains(state) {
                     _ = try? await client.cancelJob(id)
                     canceled.append((id, client))
-                    notes.append("canceled \(key.replacingOccurrences(of: "_job", with: "")) job \(id)")
+                    notes.append("canceled \(key) job \(id)")
                 }
             }
         }
@@ -164,7 +159,7 @@ public final class Coordinator: Sendable {
         // wait for that before deciding what is left to remove, so cleanup sees the final state.
         for (id, client) in canceled { await waitUntilFinished(id, on: client, timeout: Self.cancelWait) }
         // The destination instance goes only if this move provably made it and never completed it.
-        if record.facts["finalized"] == nil, let destination {
+        if record.facts.finalized == nil, let destination {
             switch await destinationOwnership(record, request: request, destination: destination) {
             case .owned:
                 if let job = try? await destination.deleteInstance(request.targetName) { _ = try? await destination.pollJob(job) }
@@ -176,20 +171,18 @@ public final class Coordinator: Sendable {
             }
         }
         // The source's key goes with a started export; a key no export used (or a refused export left) goes here.
-        if let source, let prepared = record.facts["prepared"] {
+        if let source, let prepared = record.facts.prepared {
             await discardKey(prepared, on: source)
         }
         // Once the destination was finalized it holds the verified copy and may run: starting the
         // source again would run the instance twice.
-        if record.facts["source_was_running"]?.boolValue == true, record.facts["source_removed"] == nil, record.facts["finalized"] == nil, let source,
+        if record.facts.sourceWasRunning == true, record.facts.sourceRemoved == nil, record.facts.finalized == nil, let source,
            let info = try? await source.instance(request.instance), info["oper_state"]?.boolValue != true {
             if let job = try? await source.startup(request.instance) { _ = try? await source.pollJob(job) }
             notes.append("started \(request.instance) again on the source")
         }
-        await source?.shutdown()
-        await destination?.shutdown()
         let cleaned = (try? store.record(record.id, state: .cleaned, detail: notes.isEmpty ? "nothing to clean" : notes.joined(separator: "; "))) ?? record
-        emit(MoveEvent("move-failed", move: cleaned, ["reason": .string(record.reason ?? "internal"), "message": .string(record.error ?? ""),
+        emit(MoveEvent("move-failed", move: cleaned, ["reason": .string((record.reason ?? .internal).rawValue), "message": .string(record.error ?? ""),
                                                        "cleanup": .array(notes.map(JSONValue.string))]))
         return cleaned
     }
@@ -218,13 +211,13 @@ public final class Coordinator: Sendable {
     /// instance carries this move's tag (and, once recorded, its uuid). Anything less and the
     /// instance may be someone else's: a taken name, a finished earlier move, a production VM.
     func destinationOwnership(_ record: MoveRecord, request: MoveRequest, destination: RAPIClient) async -> Ownership {
-        var createJob = record.facts["create_job"]?.integerValue
-        if createJob == nil, record.facts["create_submitted"]?.boolValue == true {
+        var createJob = record.facts.createJob
+        if createJob == nil, record.facts.createSubmitted == true {
             let steps = MoveSteps(coordinator: self, request: request, source: destination, destination: destination)
             createJob = try? await steps.findJob(destination, summary: "INSTANCE_CREATE(\(request.targetName))")
         }
         guard let createJob else { return .absent }
-        var created = record.facts["remote_import"] != nil
+        var created = record.facts.remoteImport != nil
         if !created, let job = try? await destination.job(createJob) {
             created = job["status"]?.stringValue == "success" || MoveSteps.remoteImportEntry(job) != nil
         }
@@ -240,7 +233,7 @@ public final class Coordinator: Sendable {
         guard (info["tags"]?.arrayValue ?? []).contains(.string(MoveSteps.moveTag(record.id))) else {
             return .notOwned("it does not carry this move's tag \(MoveSteps.moveTag(record.id))")
         }
-        if let uuid = record.facts["destination_uuid"], uuid != .null, info["uuid"] != uuid {
+        if let uuid = record.facts.destinationUUID, info["uuid"] != uuid {
             return .notOwned("its uuid \(info["uuid"]?.stringValue ?? "?") is not the one this move created (\(uuid.stringValue ?? "?"))")
         }
         return .owned

@@ -38,6 +38,15 @@ public struct MoveRequest: Sendable, Equatable {
 
     public var targetName: String { destinationName ?? instance }
 
+    /// The request with both clusters' credentials read from their files (a separate step from
+    /// parsing: a file that cannot be read fails the move, with an event, not the request).
+    public func loadingCredentials() throws -> MoveRequest {
+        var loaded = self
+        try loaded.source.loadCredentials(role: "source")
+        try loaded.destination.loadCredentials(role: "destination")
+        return loaded
+    }
+
     /// What this request changes in the source's spec, declared to the destination beside the
     /// signed spec (`gnt_move_overrides`).
     public var overrides: SpecOverrides {
@@ -92,11 +101,9 @@ public struct MoveRequest: Sendable, Equatable {
             guard let value, let host = value["host"]?.stringValue, !host.isEmpty, let ca = value["ca_file"]?.stringValue else {
                 throw CoordinatorError.badRequest("a cluster needs 'host' and 'ca_file'")
             }
-            guard FileManager.default.fileExists(atPath: ca) else { throw CoordinatorError.badRequest("CA file \(ca) does not exist") }
             var e = ClusterEndpoint(host: host, port: Int(value["port"]?.integerValue ?? 5080), caFile: ca,
                                     username: value["username"]?.stringValue, password: nil)
             e.passwordFile = value["password_file"]?.stringValue
-            try e.loadPassword()
             return e
         }
         source = try endpoint(json["source"])
@@ -145,14 +152,14 @@ public struct MoveRequest: Sendable, Equatable {
 
 /// A coordinator failure, worded for an operator, with a machine-readable reason.
 public struct CoordinatorError: Error, CustomStringConvertible, Sendable {
-    public let reason: String
+    public let reason: FailureReason
     public let message: String
     public var description: String { message }
 
-    public init(reason: String, message: String) {
+    public init(reason: FailureReason, message: String) {
         self.reason = reason
         self.message = message
     }
 
-    public static func badRequest(_ message: String) -> CoordinatorError { CoordinatorError(reason: "bad-request", message: message) }
+    public static func badRequest(_ message: String) -> CoordinatorError { CoordinatorError(reason: .badRequest, message: message) }
 }

@@ -35,7 +35,7 @@ struct MoveSteps {
 
     func checkDeadline() throws {
         if let deadline, Date() > deadline {
-            throw CoordinatorError(reason: "timeout", message: "the move did not finish within \(Int(request.timeout ?? 0)) s (--timeout)")
+            throw CoordinatorError(reason: .timeout, message: "the move did not finish within \(Int(request.timeout ?? 0)) s (--timeout)")
         }
     }
 
@@ -47,41 +47,46 @@ struct MoveSteps {
         do {
             _ = try await source.instance(request.instance)
         } catch let error as RAPIError where error.status == 404 {
-            throw CoordinatorError(reason: "instance-not-found", message: "instance \(request.instance) does not exist on the source cluster")
+            throw CoordinatorError(reason: .instanceNotFound, message: "instance \(request.instance) does not exist on the source cluster")
         }
         let features = try await destination.features()
         guard features.contains("instance-create-reqv1") else {
-            throw CoordinatorError(reason: "incompatible-destination", message: "the destination does not support instance creation requests version 1")
+            throw CoordinatorError(reason: .incompatibleDestination, message: "the destination does not support instance creation requests version 1")
         }
         let destinationInfo = try await destination.info()
         try Self.checkCompression(request.compress.rawValue, source: try await source.info(), destination: destinationInfo)
         step(record, "read-spec")
         let info = try await source.pollJob(try await source.instanceInfo(request.instance), deadline: deadline)
-        guard let spec = info[request.instance] else { throw CoordinatorError(reason: "rapi", message: "the source returned no data for \(request.instance)") }
+        guard let spec = info[request.instance] else { throw CoordinatorError(reason: .rapi, message: "the source returned no data for \(request.instance)") }
         let summary = try await source.instance(request.instance)
         // On a retry the source may already be down from the first attempt's export: what counts
         // is whether it ran before the move began.
-        let wasRunning = record.facts["source_was_running"]?.boolValue ?? (spec["config_state"]?.stringValue == "up")
-        var facts: [String: JSONValue] = ["spec": spec, "source_was_running": .bool(wasRunning),
-                                          "tags": summary["tags"] ?? .array([])]
+        let wasRunning = record.facts.sourceWasRunning ?? (spec["config_state"]?.stringValue == "up")
+        var defaultIallocator: JSONValue?
         if request.iallocator == nil && request.primaryNode == nil {
-            facts["iallocator"] = destinationInfo["default_iallocator"] ?? .null
+            defaultIallocator = destinationInfo["default_iallocator"]
         }
         // A gnt-move source signs the spec for exactly this destination cluster.
         let destinationCluster = try await source.features().contains(SignedInstanceSpec.feature) ? destinationInfo["name"]?.stringValue : nil
         // After a crash, the recorded prepare-export job is followed rather than repeated, so no
         // second key is made.
         let job: Int64
-        if let recorded = record.facts["prepare_job"]?.integerValue {
+        if let recorded = record.facts.prepareJob {
             job = recorded
         } else {
             step(record, "prepare-export")
             job = try await source.prepareExport(request.instance, destinationCluster: destinationCluster)
-            _ = try store.record(record.id, facts: ["prepare_job": .int64(job)], detail: "prepare-export job \(job)")
+            _ = try store.record(record.id, detail: "prepare-export job \(job)") { $0.prepareJob = job }
         }
         let prepared = try await source.pollJob(job, deadline: deadline)
-        facts["prepared"] = prepared
-        return try store.record(record.id, state: .sourcePrepared, facts: facts, detail: "source prepared (key \(prepared["x509_key_name"]?.arrayValue?.first?.stringValue ?? "?"))")
+        return try store.record(record.id, state: .sourcePrepared,
+                                detail: "source prepared (key \(prepared["x509_key_name"]?.arrayValue?.first?.stringValue ?? "?"))") {
+            $0.spec = spec
+            $0.sourceWasRunning = wasRunning
+            $0.tags = summary["tags"] ?? .array([])
+            $0.iallocator = defaultIallocator
+            $0.prepared = prepared
+        }
     }
 
     /// Refuses a compression one of the clusters does not offer, before anything is prepared
@@ -92,7 +97,7 @@ struct MoveSteps {
         for (end, info) in [("source", source), ("destination", destination)] {
             guard let tools = info["compression_tools"]?.arrayValue?.compactMap(\.stringValue) else { continue }
             guard tools.contains(compress) else {
-                throw CoordinatorError(reason: "refused", message: "the \(end) cluster does not offer --compress \(compress) (it offers \((["none"] + tools).joined(separator: ", ")))")
+                throw CoordinatorError(reason: .refused, message: "the \(end) cluster does not offer --compress \(compress) (it offers \((["none"] + tools).joined(separator: ", ")))")
             }
         }
     }
@@ -100,8 +105,8 @@ struct MoveSteps {
     /// The remote-import request, as move-instance builds it (spec §6), with gnt-move's signed
     /// spec beside it when the destination understands it.
     func createBody(_ record: MoveRecord, features: [String]) -> JSONValue {
-        let spec = record.facts["spec"] ?? .null
-        let prepared = record.facts["prepared"] ?? .null
+        let spec = record.facts.spec ?? .null
+        let prepared = record.facts.prepared ?? .null
         let disks: [JSONValue] = (spec["disks"]?.arrayValue ?? []).map { disk in
             var object: [String: JSONValue] = ["size": disk["size"] ?? .null, "mode": disk["mode"] ?? .string("rw"),
                                                "name": .string(disk["name"]?.stringValue ?? "None")]
@@ -127,14 +132,14 @@ struct MoveSteps {
             "disk_template": request.diskTemplate.map(JSONValue.string) ?? (spec["disk_template"] ?? .null),
             "disks": .array(disks), "nics": .array(nics), "os": spec["os"] ?? .null,
             "pnode": request.primaryNode.map(JSONValue.string) ?? .null, "snode": request.secondaryNode.map(JSONValue.string) ?? .null,
-            "iallocator": request.iallocator.map(JSONValue.string) ?? (record.facts["iallocator"] ?? .null),
-            "start": .bool(request.start ?? (record.facts["source_was_running"]?.boolValue ?? false)),
+            "iallocator": request.iallocator.map(JSONValue.string) ?? (record.facts.iallocator ?? .null),
+            "start": .bool(request.start ?? (record.facts.sourceWasRunning ?? false)),
             "ip_check": .bool(false), "name_check": .bool(false), "hypervisor": spec["hypervisor"] ?? .null,
             "source_handshake": prepared["handshake"] ?? .null, "source_x509_ca": prepared["x509_ca"] ?? .null,
             "source_instance_name": .string(request.instance), "compress": .string(request.compress.rawValue),
             "beparams": .object(beparams), "hvparams": .object(hvparams), "osparams": .object(osparams),
-            "opportunistic_locking": .bool(Int(record.facts["opportunistic_attempt"]?.integerValue ?? 0) < request.opportunisticTries),
-            "tags": .array(Self.tags(record.facts["tags"], moveId: record.id)), "wait_for_sync": .bool(false),
+            "opportunistic_locking": .bool((record.facts.opportunisticAttempt ?? 0) < request.opportunisticTries),
+            "tags": .array(Self.tags(record.facts.tags, moveId: record.id)), "wait_for_sync": .bool(false),
         ]
         if features.contains(SignedInstanceSpec.feature), let signed = prepared["gnt_move_signed_spec"], signed != .null {
             body["gnt_move_signed_spec"] = signed
@@ -154,10 +159,10 @@ struct MoveSteps {
     }
 
     func createDestination(_ record: MoveRecord) async throws -> MoveRecord {
-        if let submitted = record.facts["create_submitted"], submitted != .null {
+        if record.facts.createSubmitted == true {
             // A crash after the request was sent but before its job id was recorded: find the job.
             if let job = try await findJob(destination, summary: "INSTANCE_CREATE(\(request.targetName))") {
-                return try store.record(record.id, state: .destinationCreated, facts: ["create_job": .int64(job)], detail: "found create job \(job)")
+                return try store.record(record.id, state: .destinationCreated, detail: "found create job \(job)") { $0.createJob = job }
             }
         }
         step(record, "create-destination", ["destination_instance": .string(request.targetName)])
@@ -165,41 +170,47 @@ struct MoveSteps {
             step(record, "overrides", ["overrides": .array(request.overrides.descriptions.map(JSONValue.string))])
         }
         let features = try await destination.features()
-        _ = try store.record(record.id, facts: ["create_submitted": .bool(true)], detail: "submitting the remote-import request")
+        _ = try store.record(record.id, detail: "submitting the remote-import request") { $0.createSubmitted = true }
         let job = try await destination.createInstance(createBody(record, features: features))
-        return try store.record(record.id, state: .destinationCreated, facts: ["create_job": .int64(job)], detail: "remote-import job \(job)")
+        return try store.record(record.id, state: .destinationCreated, detail: "remote-import job \(job)") { $0.createJob = job }
     }
 
     /// Waits for the destination's single `remote-import` log entry: the signed disk addresses
     /// and the destination's signed certificate.
     func awaitListening(_ record: MoveRecord) async throws -> MoveRecord {
-        guard let job = record.facts["create_job"]?.integerValue else { throw CoordinatorError(reason: "state", message: "no create job recorded") }
+        guard let job = record.facts.createJob else { throw CoordinatorError(reason: .state, message: "no create job recorded") }
         step(record, "await-destination")
         while true {
             let status = try await destination.job(job)
             if let message = Self.remoteImportEntry(status) {
                 // The instance now exists and is this move's: record its identity for cleanup.
-                var facts: [String: JSONValue] = ["remote_import": message]
+                var uuid: JSONValue?
                 if let created = try? await destination.instance(request.targetName),
-                   (created["tags"]?.arrayValue ?? []).contains(.string(Self.moveTag(record.id))), let uuid = created["uuid"], uuid != .null {
-                    facts["destination_uuid"] = uuid
+                   (created["tags"]?.arrayValue ?? []).contains(.string(Self.moveTag(record.id))), let id = created["uuid"], id != .null {
+                    uuid = id
                 }
-                return try store.record(record.id, state: .destinationListening, facts: facts,
-                                        detail: "destination listening on \(message["disks"]?.arrayValue?.count ?? 0) disk(s)")
+                return try store.record(record.id, state: .destinationListening,
+                                        detail: "destination listening on \(message["disks"]?.arrayValue?.count ?? 0) disk(s)") {
+                    $0.remoteImport = message
+                    $0.destinationUUID = uuid
+                }
             }
             if let state = status["status"]?.stringValue, ["error", "canceled", "success"].contains(state) {
                 do {
                     _ = try await destination.pollJob(job, deadline: deadline)
                 } catch let error as RAPIJobError where error.ecode == "temp_insufficient_resources" {
                     // move-instance's opportunistic tries: wait about the delay, then create again.
-                    let attempt = Int(record.facts["opportunistic_attempt"]?.integerValue ?? 0)
+                    let attempt = record.facts.opportunisticAttempt ?? 0
                     guard attempt < request.opportunisticTries else { throw error }
                     try await Task.sleep(nanoseconds: UInt64(request.opportunisticDelay * Double.random(in: 0.85...1.15) * 1e9))
                     return try store.record(record.id, state: .sourcePrepared,
-                                            facts: ["opportunistic_attempt": .int(attempt + 1), "create_submitted": .null, "create_job": .null],
-                                            detail: "temporarily insufficient resources; creation attempt \(attempt + 2)")
+                                            detail: "temporarily insufficient resources; creation attempt \(attempt + 2)") {
+                        $0.opportunisticAttempt = attempt + 1
+                        $0.createSubmitted = nil
+                        $0.createJob = nil
+                    }
                 }
-                throw CoordinatorError(reason: "destination-failed", message: "the destination job \(job) ended (\(state)) without listening")
+                throw CoordinatorError(reason: .destinationFailed, message: "the destination job \(job) ended (\(state)) without listening")
             }
             try checkDeadline()
             try await Task.sleep(nanoseconds: 200_000_000)
@@ -207,15 +218,15 @@ struct MoveSteps {
     }
 
     func startExport(_ record: MoveRecord) async throws -> MoveRecord {
-        if record.facts["export_submitted"] != nil,
-           let job = try await findJob(source, summary: "BACKUP_EXPORT(\(request.instance))", after: record.facts["prepare_job"]?.integerValue) {
-            return try store.record(record.id, state: .exporting, facts: ["export_job": .int64(job)], detail: "found export job \(job)")
+        if record.facts.exportSubmitted != nil,
+           let job = try await findJob(source, summary: "BACKUP_EXPORT(\(request.instance))", after: record.facts.prepareJob) {
+            return try store.record(record.id, state: .exporting, detail: "found export job \(job)") { $0.exportJob = job }
         }
-        let remote = record.facts["remote_import"] ?? .null
-        let prepared = record.facts["prepared"] ?? .null
+        let remote = record.facts.remoteImport ?? .null
+        let prepared = record.facts.prepared ?? .null
         try await stopSource(record)
         step(record, "export")
-        _ = try store.record(record.id, facts: ["export_submitted": .bool(true)], detail: "submitting the export request")
+        _ = try store.record(record.id, detail: "submitting the export request") { $0.exportSubmitted = true }
         // The source is removed only after the destination confirmed every disk (a separate
         // step), never by the export itself.
         var body: [String: JSONValue] = [
@@ -227,7 +238,7 @@ struct MoveSteps {
             body["gnt_move_bwlimit"] = .int64(limit)
         }
         let job = try await source.exportInstance(request.instance, body: .object(body))
-        return try store.record(record.id, state: .exporting, facts: ["export_job": .int64(job)], detail: "export job \(job)")
+        return try store.record(record.id, state: .exporting, detail: "export job \(job)") { $0.exportJob = job }
     }
 
     /// Stops a running source before its export. The export's own `shutdown` would do it too,
@@ -235,25 +246,25 @@ struct MoveSteps {
     /// file and plain disks without `long_sleep`, which older versions reject): a stopped
     /// instance is exported as it is on every version, and is not restarted by the export.
     func stopSource(_ record: MoveRecord) async throws {
-        guard record.facts["source_stopped"] == nil else { return }
+        guard record.facts.sourceStopped == nil else { return }
         let current = try await source.instance(request.instance)
         if current["admin_state"]?.stringValue == "up" || current["oper_state"]?.boolValue == true {
             step(record, "stop-source")
             _ = try await source.pollJob(try await source.shutdown(request.instance), deadline: deadline)
         }
-        _ = try store.record(record.id, facts: ["source_stopped": .bool(true)], detail: "source instance stopped")
+        _ = try store.record(record.id, detail: "source instance stopped") { $0.sourceStopped = true }
     }
 
     /// Follows both jobs; every disk must be confirmed by both sides.
     func awaitDisks(_ record: MoveRecord) async throws -> MoveRecord {
-        guard let exportJob = record.facts["export_job"]?.integerValue, let createJob = record.facts["create_job"]?.integerValue else {
-            throw CoordinatorError(reason: "state", message: "jobs missing from the record")
+        guard let exportJob = record.facts.exportJob, let createJob = record.facts.createJob else {
+            throw CoordinatorError(reason: .state, message: "jobs missing from the record")
         }
         let exported = try await source.pollJob(exportJob, deadline: deadline) { entry in
             guard let parts = entry.arrayValue, parts.count >= 4, let message = parts[3].stringValue else { return }
             if message.contains(" sent ") {
                 var fields = Self.progress(message)
-                let disks = record.facts["spec"]?["disks"]?.arrayValue ?? []
+                let disks = record.facts.spec?["disks"]?.arrayValue ?? []
                 if let disk = fields["disk"]?.integerValue, disks.indices.contains(Int(disk)), let size = disks[Int(disk)]["size"]?.integerValue {
                     fields["total"] = .int64(size << 20)
                 }
@@ -262,16 +273,16 @@ struct MoveSteps {
             if message.contains("finished sending data") { coordinator.emit(MoveEvent("disk-done", move: record, ["message": .string(message)])) }
         }
         guard exported.arrayValue?.first?.boolValue == true, (exported.arrayValue?.last?.arrayValue ?? []).allSatisfy({ $0.boolValue == true }) else {
-            throw CoordinatorError(reason: "export-failed", message: "the export reported failed disks: \(exported.serialized)")
+            throw CoordinatorError(reason: .exportFailed, message: "the export reported failed disks: \(exported.serialized)")
         }
         _ = try await destination.pollJob(createJob, deadline: deadline)
-        return try store.record(record.id, state: .disksDone, facts: ["export_result": exported], detail: "every disk confirmed by both clusters")
+        return try store.record(record.id, state: .disksDone, detail: "every disk confirmed by both clusters") { $0.exportResult = exported }
     }
 
     func finalize(_ record: MoveRecord) async throws -> MoveRecord {
         let moved = try await destination.instance(request.targetName)
-        return try store.record(record.id, state: .finalized, facts: ["finalized": .bool(true)],
-                                detail: "destination instance \(request.targetName) is \(moved["status"]?.stringValue ?? "present")")
+        return try store.record(record.id, state: .finalized,
+                                detail: "destination instance \(request.targetName) is \(moved["status"]?.stringValue ?? "present")") { $0.finalized = true }
     }
 
     func removeSource(_ record: MoveRecord) async throws -> MoveRecord {
@@ -281,12 +292,12 @@ struct MoveSteps {
         step(record, "remove-source")
         do {
             let job = try await source.deleteInstance(request.instance)
-            _ = try store.record(record.id, facts: ["remove_job": .int64(job)], detail: "remove job \(job)")
+            _ = try store.record(record.id, detail: "remove job \(job)") { $0.removeJob = job }
             _ = try await source.pollJob(job, deadline: deadline)
         } catch let error as RAPIError where error.status == 404 {
             // Already removed by an earlier attempt.
         }
-        return try store.record(record.id, state: .sourceRemoved, facts: ["source_removed": .bool(true)], detail: "source instance removed")
+        return try store.record(record.id, state: .sourceRemoved, detail: "source instance removed") { $0.sourceRemoved = true }
     }
 
     /// The message of a job's `remote-import` log entry, if it has one; entries of any shape are

@@ -9,8 +9,9 @@ extension Coordinator {
         public let detail: String
     }
 
-    public func preflight(_ request: MoveRequest) async -> [Check] {
+    public func preflight(_ given: MoveRequest) async -> [Check] {
         var checks: [Check] = []
+        var request = given
         func check(_ name: String, _ body: () async throws -> String) async -> Bool {
             do {
                 checks.append(Check(name: name, passed: true, detail: try await body()))
@@ -20,10 +21,16 @@ extension Coordinator {
                 return false
             }
         }
-        guard let source = try? RAPIClient(endpoint: request.source), let destination = try? RAPIClient(endpoint: request.destination) else {
-            return [Check(name: "clusters", passed: false, detail: "cannot read the CA files")]
+        guard await check("CA and password files", {
+            request = try given.loadingCredentials()
+            return "readable"
+        }) else { return checks }
+        let source: RAPIClient, destination: RAPIClient
+        do {
+            (source, destination) = (try RAPIClient(endpoint: request.source), try RAPIClient(endpoint: request.destination))
+        } catch {
+            return checks + [Check(name: "CA files", passed: false, detail: "\(error)")]
         }
-        defer { Task { await source.shutdown(); await destination.shutdown() } }
         for (name, client) in [("source", source), ("destination", destination)] {
             guard await check("\(name) reachable", {
                 do {
@@ -36,7 +43,7 @@ extension Coordinator {
                 do {
                     _ = try await client.waitForJobChange(0, previousInfo: nil, previousSerial: nil)
                 } catch let error as RAPIError where error.status == 401 || error.status == 403 {
-                    throw CoordinatorError(reason: "credentials", message: "refused (\(error.status)): check the user and its write access")
+                    throw CoordinatorError(reason: .credentials, message: "refused (\(error.status)): check the user and its write access")
                 } catch is RAPIError {}
                 return "accepted for writing"
             }
@@ -49,7 +56,7 @@ extension Coordinator {
         var features: [String] = []
         guard await check("destination features", {
             features = try await destination.features()
-            guard features.contains("instance-create-reqv1") else { throw CoordinatorError(reason: "incompatible-destination", message: "no instance-create-reqv1") }
+            guard features.contains("instance-create-reqv1") else { throw CoordinatorError(reason: .incompatibleDestination, message: "no instance-create-reqv1") }
             return features.joined(separator: ", ")
         }) else { return checks }
         guard await check("compression", {
@@ -60,9 +67,11 @@ extension Coordinator {
         func dryRun(_ prepared: JSONValue) async throws {
             let info = try await source.pollJob(try await source.instanceInfo(request.instance))
             var record = MoveRecord(id: "preflight", instance: request.instance, request: request.json, state: .sourcePrepared,
-                                    facts: ["spec": info[request.instance] ?? .null, "prepared": prepared], error: nil, reason: nil, created: 0, updated: 0)
+                                    facts: MoveFacts(), error: nil, reason: nil, created: 0, updated: 0)
+            record.facts.spec = info[request.instance]
+            record.facts.prepared = prepared
             if request.iallocator == nil && request.primaryNode == nil {
-                record.facts["iallocator"] = try await destination.info()["default_iallocator"] ?? .null
+                record.facts.iallocator = try await destination.info()["default_iallocator"]
             }
             let steps = MoveSteps(coordinator: self, request: request, source: source, destination: destination)
             _ = try await destination.pollJob(try await destination.createInstance(steps.createBody(record, features: features), dryRun: true))

@@ -43,11 +43,6 @@ public struct RunRequest: Sendable {
             }
         }
     }
-
-    /// A key that identifies "the same move" across batch runs.
-    public static func identity(_ request: MoveRequest) -> String {
-        "\(request.source.host):\(request.source.port)/\(request.instance)->\(request.destination.host):\(request.destination.port)/\(request.targetName)"
-    }
 }
 
 extension Coordinator {

@@ -1,0 +1,22 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// The periodic sweep (expired keys, abandoned imports, orphan daemons) as a service of the
+/// agent's application: it starts and stops with the server, and a graceful shutdown ends it.
+struct SweeperService: Service {
+    let agent: ClusterAgentService
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while true {
+                try await Task.sleep(for: interval)
+                // File and process work: off the cooperative pool.
+                let removed = await Task.detached { agent.sweep() }.value
+                for line in removed { logger.notice("sweep removed \(line)") }
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+import Foundation
+import MoveTrust
+
+// The move, in one place: its states, the transitions between them, what each step records
+// (`MoveFacts`), and why a move fails (`FailureReason`) and whether that failure is worth a
+// fresh attempt. `MoveStore` refuses any transition this table does not list.
+//
+//   planned ──prepare-export──▶ source-prepared ──create (remote-import)──▶ destination-created
+//      ▲                              ▲                                            │
+//      │                              └──── temp_insufficient_resources ───────────┤
+//      │                                                                           ▼
+//      │          exporting ◀──stop source, export── destination-listening ◀── signed disk info
+//      │              │
+//      │              ▼
+//      │          disks-done ──▶ finalized ──▶ source-removed ──▶ done
+//      │
+//      └── retry ── cleaned ◀── cleanup ── failed ◀── any state before done
+
+/// The states of a move (architecture §"A move, as states").
+public enum MoveState: String, Sendable, CaseIterable {
+    /// Recorded; nothing asked of either cluster.
+    case planned
+    /// The source made the per-move key and signed its certificate (`prepared`, `spec`, `tags`,
+    /// `source_was_running`, `prepare_job`).
+    case sourcePrepared = "source-prepared"
+    /// The destination accepted the remote-import request (`create_submitted`, then `create_job`).
+    case destinationCreated = "destination-created"
+    /// The destination listens on every disk and published its signed addresses
+    /// (`remote_import`, `destination_uuid`).
+    case destinationListening = "destination-listening"
+    /// The source was stopped (`source_stopped`) and streams every disk (`export_submitted`,
+    /// then `export_job`).
+    case exporting
+    /// Both clusters confirmed every disk (`export_result`).
+    case disksDone = "disks-done"
+    /// The destination holds the verified copy (`finalized`): from here on the source is never
+    /// started again.
+    case finalized
+    /// The source instance is gone (`remove_job`, `source_removed`), or kept as asked.
+    case sourceRemoved = "source-removed"
+    case done
+    /// Given up, for `reason`; cleanup follows.
+    case failed
+    /// Cleanup ran: jobs canceled, what the move created removed, the source restarted if it ran.
+    case cleaned
+
+    public var isFinal: Bool { self == .done || self == .cleaned }
+
+    /// The states a move may go to from this one. Recording facts without a new state is
+    /// always allowed.
+    public var successors: Set<MoveState> {
+        switch self {
+        case .planned: [.sourcePrepared, .failed]
+        case .sourcePrepared: [.destinationCreated, .failed]
+        // Back to source-prepared: Ganeti answered temp_insufficient_resources, create again.
+        case .destinationCreated: [.destinationListening, .sourcePrepared, .failed]
+        case .destinationListening: [.exporting, .failed]
+        case .exporting: [.disksDone, .failed]
+        case .disksDone: [.finalized, .failed]
+        case .finalized: [.sourceRemoved, .failed]
+        case .sourceRemoved: [.done, .failed]
+        case .done: []
+        case .failed: [.cleaned]
+        // A retry starts the move again from the beginning, with fresh keys.
+        case .cleaned: [.planned]
+        }
+    }
+
+    public func canMove(to next: MoveState) -> Bool { next == self || successors.contains(next) }
+}
+
+/// Why a move failed, for operators (`status`, events) and for the retry decision.
+public enum FailureReason: String, Sendable, CaseIterable {
+    /// A cluster refused the request (Ganeti's `OpPrereqError` ecodes, a 4xx answer, an
+    /// unoffered compression): the same request gets the same answer.
+    case refused
+    case badRequest = "bad-request"
+    case credentials
+    case instanceNotFound = "instance-not-found"
+    case incompatibleDestination = "incompatible-destination"
+    case unknownMove = "unknown-move"
+    case aborted
+    case timeout
+    /// A job failed while executing (`OpExecError`): a transfer broke, a daemon died.
+    case jobFailed = "job-failed"
+    /// A RAPI call failed in a way that may pass (5xx, a timeout answer).
+    case rapi
+    /// A cluster could not be reached.
+    case connection
+    case exportFailed = "export-failed"
+    case destinationFailed = "destination-failed"
+    /// The state database or the record is not what the step needs.
+    case state
+    case demo
+    case `internal`
+
+    /// Whether a fresh attempt (cleanup, then the move again from the start with new keys) may
+    /// succeed. Every case must be decided here.
+    public var isRetried: Bool {
+        switch self {
+        case .jobFailed, .rapi, .connection, .exportFailed, .destinationFailed: true
+        case .refused, .badRequest, .credentials, .instanceNotFound, .incompatibleDestination, .unknownMove, .aborted, .timeout,
+             .state, .demo, .internal: false
+        }
+    }
+}
+
+/// What a move has learnt, step by step (see `MoveState`). Stored as one JSON object with
+/// snake_case keys; a key the struct does not name cannot be written. The relayed material
+/// (`prepared`, `remote_import`) stays a `JSONValue` read and written by MoveTrust's exact
+/// parser and serializer, never Foundation's coders: its signatures cover Python's rendering of
+/// each field, so `40123` must not come back as `40123.0`.
+public struct MoveFacts: Sendable, Equatable {
+    /// Fresh attempts so far (1 for the first).
+    public var attempts: Int?
+    /// Whether the source instance ran before the move began (kept across retries).
+    public var sourceWasRunning: Bool?
+    public var prepareJob: Int64?
+    /// The source's instance data (`/2/instances/NAME/info`) and its tags.
+    public var spec: JSONValue?
+    public var tags: JSONValue?
+    /// The destination's default iallocator, when the request names neither node nor allocator.
+    public var iallocator: JSONValue?
+    /// The prepare-export result: key name, signed certificate, handshake (relayed, signed).
+    public var prepared: JSONValue?
+    /// Creation attempts made with opportunistic locking.
+    public var opportunisticAttempt: Int?
+    /// The remote-import request was sent; its job id may not be recorded yet.
+    public var createSubmitted: Bool?
+    public var createJob: Int64?
+    /// The destination's `remote-import` log message: the signed disk addresses and certificate.
+    public var remoteImport: JSONValue?
+    public var destinationUUID: JSONValue?
+    public var sourceStopped: Bool?
+    public var exportSubmitted: Bool?
+    public var exportJob: Int64?
+    public var exportResult: JSONValue?
+    public var finalized: Bool?
+    public var removeJob: Int64?
+    public var sourceRemoved: Bool?
+
+    public init() {}
+
+    /// The stored keys.
+    enum Key: String, CaseIterable {
+        case attempts, spec, tags, iallocator, prepared, finalized
+        case sourceWasRunning = "source_was_running", prepareJob = "prepare_job", opportunisticAttempt = "opportunistic_attempt"
+        case createSubmitted = "create_submitted", createJob = "create_job", remoteImport = "remote_import"
+        case destinationUUID = "destination_uuid", sourceStopped = "source_stopped", exportSubmitted = "export_submitted"
+        case exportJob = "export_job", exportResult = "export_result", removeJob = "remove_job", sourceRemoved = "source_removed"
+    }
+
+    /// The jobs started so far, by step (`status`).
+    public var jobs: [String: Int64] {
+        var jobs: [String: Int64] = [:]
+        for (key, id) in [(Key.prepareJob, prepareJob), (.createJob, createJob), (.exportJob, exportJob), (.removeJob, removeJob)] {
+            if let id { jobs[key.rawValue] = id }
+        }
+        return jobs
+    }
+
+    /// What a fresh attempt keeps: how many attempts were made, and whether the source ran
+    /// before the first one.
+    func forRetry() -> MoveFacts {
+        var kept = MoveFacts()
+        kept.attempts = (attempts ?? 1) + 1
+        kept.sourceWasRunning = sourceWasRunning
+        return kept
+    }
+
+    /// The stored form: one JSON object, keys in a stable order.
+    public var json: JSONValue {
+        func int(_ value: Int64?) -> JSONValue? { value.map(JSONValue.int64) }
+        func bool(_ value: Bool?) -> JSONValue? { value.map(JSONValue.bool) }
+        let values: [Key: JSONValue?] = [
+            .attempts: attempts.map(JSONValue.int), .sourceWasRunning: bool(sourceWasRunning), .prepareJob: int(prepareJob),
+            .spec: spec, .tags: tags, .iallocator: iallocator, .prepared: prepared,
+            .opportunisticAttempt: opportunisticAttempt.map(JSONValue.int), .createSubmitted: bool(createSubmitted),
+            .createJob: int(createJob), .remoteImport: remoteImport, .destinationUUID: destinationUUID,
+            .sourceStopped: bool(sourceStopped), .exportSubmitted: bool(exportSubmitted), .exportJob: int(exportJob),
+            .exportResult: exportResult, .finalized: bool(finalized), .removeJob: int(removeJob), .sourceRemoved: bool(sourceRemoved),
+        ]
+        var object: [String: JSONValue] = [:]
+        for (key, value) in values { if let value { object[key.rawValue] = value } }
+        return .object(object)
+    }
+
+    /// Reads the stored form; keys it does not know (from another version) are ignored, and a
+    /// value of the wrong type reads as absent.
+    public init(json: JSONValue) {
+        func value(_ key: Key) -> JSONValue? { json[key.rawValue].flatMap { $0 == .null ? nil : $0 } }
+        attempts = value(.attempts)?.integerValue.flatMap { Int(exactly: $0) }
+        sourceWasRunning = value(.sourceWasRunning)?.boolValue
+        prepareJob = value(.prepareJob)?.integerValue
+        spec = value(.spec)
+        tags = value(.tags)
+        iallocator = value(.iallocator)
+        prepared = value(.prepared)
+        opportunisticAttempt = value(.opportunisticAttempt)?.integerValue.flatMap { Int(exactly: $0) }
+        createSubmitted = value(.createSubmitted)?.boolValue
+        createJob = value(.createJob)?.integerValue
+        remoteImport = value(.remoteImport)
+        destinationUUID = value(.destinationUUID)
+        sourceStopped = value(.sourceStopped)?.boolValue
+        exportSubmitted = value(.exportSubmitted)?.boolValue
+        exportJob = value(.exportJob)?.integerValue
+        exportResult = value(.exportResult)
+        finalized = value(.finalized)?.boolValue
+        removeJob = value(.removeJob)?.integerValue
+        sourceRemoved = value(.sourceRemoved)?.boolValue
+    }
+}

@@ -1,0 +1,112 @@
+import AgentTestSupport
+import ClusterAgent
+import Foundation
+import MoveCoordinator
+import TestSupport
+import XCTest
+
+/// The coordinator's command-line contract, through the real executable: files that cannot be
+/// read, state directories that do not exist, move-instance's spelling of options, `--version`.
+final class CLIContractTests: XCTestCase {
+    func events(_ stdout: String) throws -> [JSONValue] {
+        try stdout.split(separator: "\n").map { try JSONValue(parsing: String($0)) }
+    }
+
+    func testUnreadableCAOrPasswordFileFailsTheMoveWithAnEvent() throws {
+        let agent = try AgentHarness.alone("contract", cluster: "cluster-a")
+        let state = agent.folder.file("state")
+        let missing = agent.folder.file("missing.pem")
+        let folderAsFile = agent.folder.path
+        let cases: [(String, String, String)] = [
+            ("--src-ca-file", missing, "the source cluster's CA file \(missing) does not exist"),
+            ("--dest-password-file", agent.folder.file("nothing"), "the destination cluster's password file \(agent.folder.file("nothing"))"),
+            ("--src-password-file", folderAsFile, "the source cluster's password file \(folderAsFile)"),
+        ]
+        for (option, path, message) in cases {
+            var arguments = agent.moveArguments(to: agent, ["vm1"], stateDir: state)
+            guard let at = arguments.firstIndex(of: option) else { return XCTFail(option) }
+            arguments[at + 1] = path
+            let human = try gntMove(arguments: arguments)
+            XCTAssertEqual(human.status, 1, "\(option): \(human.stdout)\(human.stderr)")
+            let lines = human.stderr.split(separator: "\n")
+            XCTAssertEqual(lines.count, 1, human.stderr)
+            XCTAssertTrue(lines.first?.contains(message) == true, human.stderr)
+
+            let json = try gntMove(arguments: arguments + ["--json"])
+            XCTAssertEqual(json.status, 1)
+            let failed = try XCTUnwrap(try events(json.stdout).last, json.stdout)
+            XCTAssertEqual(failed["event"]?.stringValue, "move-failed")
+            XCTAssertEqual(failed["reason"]?.stringValue, "bad-request")
+            try SchemaValidation.validate(json.stdout.split(separator: "\n").map(String.init), schema: "run-event.schema.json")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: state + "/moves.sqlite") && ((try? MoveStore(directory: state).moves().count) ?? 0) > 0,
+                       "nothing is recorded for a move that could not start")
+
+        // `run`: the same, a move-failed event and exit 1 (the request itself is well formed).
+        let request: JSONValue = .object([
+            "source": .object(["host": .string("127.0.0.1"), "port": .int(agent.port), "ca_file": .string(missing)]),
+            "moves": .array([.object(["instance": .string("vm1")])]), "state_dir": .string(state),
+        ])
+        let run = try gntMove("run", stdin: request.serialized)
+        XCTAssertEqual(run.status, 1, run.stdout + run.stderr)
+        let failed = try XCTUnwrap(try events(run.stdout).last)
+        XCTAssertEqual(failed["event"]?.stringValue, "move-failed")
+        XCTAssertTrue(failed["message"]?.stringValue?.contains(missing) == true, failed.serialized)
+        try SchemaValidation.validate(run.stdout.split(separator: "\n").map(String.init), schema: "run-event.schema.json")
+    }
+
+    func testStateCommandsOnAMissingStateDirectoryAreErrors() throws {
+        let folder = TemporaryDirectory("contract")
+        let state = folder.file("no-such-state")
+        for arguments in [["status"], ["status", "--json"], ["resume", "mv-00000000"], ["abort", "mv-00000000"], ["cleanup"]] {
+            let result = try gntMove(arguments: arguments + ["--state-dir", state])
+            XCTAssertEqual(result.status, 1, "\(arguments): \(result.stdout)\(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("no moves recorded in \(state)"), result.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: state), "\(arguments) created \(state)")
+        }
+    }
+
+    func testMoveInstanceSpellingAndVersion() throws {
+        let help = try gntMove("move", "--help")
+        XCTAssertTrue(help.stdout.contains("-I, --iallocator"), help.stdout)
+        // -I is accepted where move-instance accepts it (it fails later, on the missing CA file).
+        let parsed = try gntMove("move", "a", "b", "vm1", "--src-ca-file", "/nonexistent", "-I", "hail", "--state-dir",
+                                 TemporaryDirectory("contract").file("state"))
+        XCTAssertEqual(parsed.status, 1, parsed.stderr)
+        XCTAssertFalse(parsed.stderr.contains("Unknown option"), parsed.stderr)
+        let version = try gntMove("--version")
+        XCTAssertEqual(version.status, 0)
+        XCTAssertEqual(version.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "gnt-move \(GntMoveVersion.current)")
+    }
+
+    func testAgentInitWithARelativeDirectoryAndOnlyAPasswordFile() throws {
+        let folder = TemporaryDirectory("contract")
+        let passwordFile = folder.write("pw", "s3cret-pass\n")
+        let result = try runProcess(Repository.gntMove, ["agent", "init", "--dir", "relative-agent", "--cluster-name", "c1",
+                                                         "--hypervisor-driver", "fake", "--password-file", passwordFile],
+                                    currentDirectory: folder.path)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let config = try JSONValue(parsing: try String(contentsOfFile: folder.file("relative-agent/agent.json"), encoding: .utf8))
+        for path in config["osSearchPath"]?.arrayValue ?? [] {
+            XCTAssertTrue(path.stringValue?.hasPrefix(folder.path) == true, "agent.json holds a relative path: \(path)")
+        }
+        let users = try String(contentsOfFile: folder.file("relative-agent/users"), encoding: .utf8)
+        XCTAssertTrue(users.contains(UsersFile.line(user: "gnt-move", password: "s3cret-pass", options: ["write"])),
+                      "the password file sets the default user's password: \(users)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder.file("relative-agent/password")), "no generated password beside it")
+    }
+
+    func testMalformedRunAndBatchInputSaysWhatIsWrong() throws {
+        let notJSON = try gntMove("run", stdin: "not json")
+        XCTAssertEqual(notJSON.status, 2)
+        XCTAssertTrue(notJSON.stderr.contains("the request on stdin is not JSON"), notJSON.stderr)
+        let empty = try gntMove("run", stdin: "")
+        XCTAssertEqual(empty.status, 2)
+        XCTAssertTrue(empty.stderr.contains("no request on stdin"), empty.stderr)
+        let folder = TemporaryDirectory("contract")
+        let missing = folder.file("nofile.json")
+        let batch = try gntMove("batch", missing, "--state-dir", folder.file("state"))
+        XCTAssertEqual(batch.status, 2)
+        XCTAssertEqual(batch.stderr.trimmingCharacters(in: .whitespacesAndNewlines), "gnt-move: \(missing): batch file does not exist")
+    }
+}
