@@ -201,7 +201,8 @@ public final class ClusterAgentService: Sendable {
         try SpecValidation.check(spec)
         guard try database.instance(spec.name) == nil else { throw AgentError.exists("Instance '\(spec.name)' is already in the cluster") }
         try DiskOwnership.checkUnowned(diskPaths, instances: try database.instances())
-        try database.insert(InstanceRecord(spec: spec, diskPaths: diskPaths, adminState: running ? "up" : "down"))
+        let resolved = MACAddresses.resolving(spec, taken: try database.instances())
+        try database.insert(InstanceRecord(spec: resolved, diskPaths: diskPaths, adminState: running ? "up" : "down"))
         if running { try hypervisor.start(spec.name) }
     }
 }

@@ -122,7 +122,7 @@ struct MoveCommand: AsyncParsableCommand {
     var backendParameters: String?
     @Option(name: [.customShort("O"), .customLong("os-parameters")], help: "OS parameter overrides: key=value,… (single instance).")
     var osParameters: String?
-    @Option(name: .customLong("net"), help: "NIC override idx:key=value,… (an empty value clears it; single instance; repeatable).")
+    @Option(name: .customLong("net"), help: "NIC override idx:key=value,… with keys name, mac, ip, mode, link, vlan, network (mac=generate: a new address; an empty value clears a field; single instance; repeatable).")
     var net: [String] = []
     @Flag(inversion: .prefixedNo, help: "Start the instance on the destination (default: if it ran on the source).") var start: Bool?
     @Flag(help: "JSON-lines events on stdout.") var json = false
@@ -148,6 +148,9 @@ struct MoveCommand: AsyncParsableCommand {
             throw ValidationError("-H, -B, -O and --net apply to a single instance")
         }
         if parallel < 1 { throw ValidationError("--parallel must be at least 1") }
+        for override in net {
+            do { _ = try Self.nicOverride(override) } catch { throw ValidationError("\(error)") }
+        }
     }
 
     func run() async throws {
@@ -245,8 +248,8 @@ extension MoveCommand {
         var fields: [String: String?] = [:]
         for pair in parts[1].split(separator: ",") {
             let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-            guard kv.count == 2, ["mac", "ip", "mode", "link", "vlan", "network", "name"].contains(kv[0]) else {
-                throw CLIError("--net '\(text)': unknown or malformed '\(pair)'")
+            guard kv.count == 2, InstanceSpec.NIC.fieldNames.contains(kv[0]) else {
+                throw CLIError("--net '\(text)': '\(pair)' is not key=value with a key among \(InstanceSpec.NIC.fieldNames.joined(separator: ", "))")
             }
             fields[kv[0]] = kv[1].isEmpty ? String?.none : kv[1]
         }

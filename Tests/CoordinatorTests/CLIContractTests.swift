@@ -109,4 +109,28 @@ final class CLIContractTests: XCTestCase {
         XCTAssertEqual(batch.status, 2)
         XCTAssertEqual(batch.stderr.trimmingCharacters(in: .whitespacesAndNewlines), "gnt-move: \(missing): batch file does not exist")
     }
+
+    /// `--net idx:mac=generate` gives the destination NIC a new address (Ganeti's prefix), and
+    /// an unknown `--net` key is a usage error that lists the valid ones.
+    func testNetOverridesGenerateMACsAndListTheirKeys() async throws {
+        let pair = try AgentPair("contract-net")
+        defer { pair.stop() }
+        let image = pair.folder.file("n.img")
+        try TestData.writeMixed(image, size: 1 << 20, seed: 9)
+        try pair.source.addInstance("n1", disks: [image], extra: ["--nic", "mac=aa:00:00:00:00:42,mode=bridged,link=br0"])
+        let arguments = pair.source.moveArguments(to: pair.destination, ["n1"], stateDir: pair.folder.file("state"))
+
+        let bad = try gntMove(arguments: arguments + ["--net", "0:bridge=br1"])
+        XCTAssertEqual(bad.status, 64, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("name, mac, ip, mode, link, vlan, network"), bad.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: pair.folder.file("state")), "a usage error records nothing")
+
+        let moved = try gntMove(arguments: arguments + ["--net", "0:mac=generate"])
+        XCTAssertEqual(moved.status, 0, moved.stdout + moved.stderr)
+        let macs = try await pair.destination.client().instance("n1")["nic.macs"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        XCTAssertEqual(macs.count, 1)
+        XCTAssertTrue(macs.first?.hasPrefix("aa:00:00:") == true, "\(macs)")
+        XCTAssertNotEqual(macs.first, "aa:00:00:00:00:42", "a new address, not the source's")
+        XCTAssertNotEqual(macs.first, "generate")
+    }
 }

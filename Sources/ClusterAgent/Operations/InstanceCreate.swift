@@ -104,7 +104,9 @@ extension ClusterAgentService {
     /// `importing` instances with their disks. A planned disk path that already exists is
     /// refused before anything is recorded; one that appears meanwhile is dropped from the record
     /// before the failure is handled, so no cleanup ever deletes a file the agent did not create.
-    func materialize(_ spec: InstanceSpec, lifecycle: String, context: JobContext) throws -> InstanceRecord {
+    func materialize(_ requested: InstanceSpec, lifecycle: String, context: JobContext) throws -> InstanceRecord {
+        // `generate`/`auto` MACs get an address of their own, as Ganeti gives them.
+        let spec = MACAddresses.resolving(requested, taken: try database.instances())
         let planned = spec.disks.indices.map { storage.plannedPath(instance: spec.name, index: $0) }
         for path in planned {
             var info = stat()
