@@ -37,16 +37,21 @@ public final class AgentHarness: @unchecked Sendable {
         return try AgentHarness(cluster: cluster, secret: secret, folder: folder)
     }
 
+    /// A lone agent, started, holding one stopped instance `vm1` with a 1 MiB disk: the target of
+    /// the API's hostile-input tests.
+    public static func startedWithOneInstance(_ label: String, cluster: String) throws -> AgentHarness {
+        let agent = try alone(label, cluster: cluster)
+        try agent.start()
+        let image = agent.folder.file("vm1.img")
+        try TestData.writeMixed(image, size: 1 << 20)
+        try agent.addInstance("vm1", disks: [image])
+        return agent
+    }
+
     /// `gnt-move move` from `self` to `destination` at their bind addresses, with both clusters'
     /// CAs and credentials and the coordinator's state in `stateDir`.
     public func moveArguments(to destination: AgentHarness, _ instances: [String], stateDir: String) -> [String] {
-        ["move", bind, destination.bind] + instances + [
-            "--src-rapi-port", String(port), "--dest-rapi-port", String(destination.port),
-            "--src-ca-file", dir + "/rapi.crt", "--dest-ca-file", destination.dir + "/rapi.crt",
-            "--src-username", "gnt-move", "--src-password-file", dir + "/password",
-            "--dest-username", "gnt-move", "--dest-password-file", destination.dir + "/password",
-            "--state-dir", stateDir,
-        ]
+        MoveEnd(self).moveArguments(to: MoveEnd(destination), instances, stateDir: stateDir)
     }
 
     public func start() throws {
@@ -119,5 +124,38 @@ public final class AgentPair: @unchecked Sendable {
     public func stop() {
         source.stop()
         destination.stop()
+    }
+}
+
+/// One end of a move as `gnt-move move` and `run` name it.
+public struct MoveEnd: Sendable {
+    public let host: String
+    public let port: Int
+    public let caFile: String
+    public let passwordFile: String
+
+    public init(host: String, port: Int, caFile: String, passwordFile: String) {
+        (self.host, self.port, self.caFile, self.passwordFile) = (host, port, caFile, passwordFile)
+    }
+
+    public init(_ agent: AgentHarness) {
+        self.init(host: agent.bind, port: agent.port, caFile: agent.dir + "/rapi.crt", passwordFile: agent.dir + "/password")
+    }
+
+    /// A cluster object of a `run` request.
+    public var json: JSONValue {
+        .object(["host": .string(host), "port": .int(port), "ca_file": .string(caFile),
+                 "username": .string("gnt-move"), "password_file": .string(passwordFile)])
+    }
+
+    /// `gnt-move move` from this end to `destination`.
+    public func moveArguments(to destination: MoveEnd, _ instances: [String], stateDir: String) -> [String] {
+        ["move", host, destination.host] + instances + [
+            "--src-rapi-port", String(port), "--dest-rapi-port", String(destination.port),
+            "--src-ca-file", caFile, "--dest-ca-file", destination.caFile,
+            "--src-username", "gnt-move", "--src-password-file", passwordFile,
+            "--dest-username", "gnt-move", "--dest-password-file", destination.passwordFile,
+            "--state-dir", stateDir,
+        ]
     }
 }

@@ -15,12 +15,8 @@ final class AgentAPIHostileInputTests: XCTestCase {
     var raw: RawHTTPS!
 
     override func setUpWithError() throws {
-        agent = try AgentHarness.alone("hostile", cluster: "cluster-h")
+        agent = try AgentHarness.startedWithOneInstance("hostile", cluster: "cluster-h")
         folder = agent.folder
-        try agent.start()
-        let image = folder.file("vm1.img")
-        try TestData.writeMixed(image, size: 1 << 20)
-        try agent.addInstance("vm1", disks: [image])
         let users = agent.dir + "/users"
         let text = try String(contentsOfFile: users, encoding: .utf8)
         try (text + "reader {cleartext}secret read\n").write(toFile: users, atomically: true, encoding: .utf8)

@@ -15,12 +15,8 @@ final class AgentBodyFuzzTests: XCTestCase {
     var raw: RawHTTPS!
 
     override func setUpWithError() throws {
-        agent = try AgentHarness.alone("bodyfuzz", cluster: "cluster-f")
+        agent = try AgentHarness.startedWithOneInstance("bodyfuzz", cluster: "cluster-f")
         folder = agent.folder
-        try agent.start()
-        let image = folder.file("vm1.img")
-        try TestData.writeMixed(image, size: 1 << 20)
-        try agent.addInstance("vm1", disks: [image])
         raw = RawHTTPS(port: agent.port, caFile: agent.dir + "/rapi.crt")
     }
 

@@ -58,6 +58,12 @@ final class GanetiClusterTests: XCTestCase {
         return agent
     }
 
+    /// The `move-failed` event of a `--json` run.
+    func failureEvent(_ result: ProcessResult, file: StaticString = #filePath, line: UInt = #line) throws -> JSONValue {
+        let events = try result.stdout.split(separator: "\n").map { try JSONValue(parsing: String($0)) }
+        return try XCTUnwrap(events.last { $0["event"]?.stringValue == "move-failed" }, result.stdout, file: file, line: line)
+    }
+
     // MARK: 1. Ganeti → gnt-move agent, gzip
 
     func testGanetiToAgentWithGzip() async throws {
@@ -179,24 +185,21 @@ final class GanetiClusterTests: XCTestCase {
         let taken = try gntMove(arguments: MoveEnd(agent).moveArguments(to: lab.end(a), ["vm6.lab"], stateDir: folder.file("state"))
                                 + ["--dest-instance-name", "vm7.lab", "--dest-primary-node", a.node, "--json"])
         XCTAssertEqual(taken.status, 1, taken.stdout + taken.stderr)
-        let failed = try XCTUnwrap(try taken.stdout.split(separator: "\n").map { try JSONValue(parsing: String($0)) }
-            .last { $0["event"]?.stringValue == "move-failed" }, taken.stdout)
+        let failed = try failureEvent(taken)
         XCTAssertEqual(failed["reason"]?.stringValue, "refused", failed.serialized)
         XCTAssertTrue(failed["message"]?.stringValue?.contains("already") == true, failed.serialized)
 
         let unresolvable = try gntMove(arguments: MoveEnd(agent).moveArguments(to: lab.end(a), ["unlisted.lab"], stateDir: folder.file("state"))
                                        + ["--dest-primary-node", a.node, "--json"])
         XCTAssertEqual(unresolvable.status, 1, unresolvable.stdout + unresolvable.stderr)
-        let refused = try XCTUnwrap(try unresolvable.stdout.split(separator: "\n").map { try JSONValue(parsing: String($0)) }
-            .last { $0["event"]?.stringValue == "move-failed" }, unresolvable.stdout)
+        let refused = try failureEvent(unresolvable)
         XCTAssertEqual(refused["reason"]?.stringValue, "refused", "resolver_error is a refusal, not retried: \(refused.serialized)")
 
         // A compression Ganeti does not offer is refused before anything is prepared or created.
         let zstd = try gntMove(arguments: MoveEnd(agent).moveArguments(to: lab.end(a), ["vm6.lab"], stateDir: folder.file("state"))
                                + ["--dest-instance-name", "vm8.lab", "--dest-primary-node", a.node, "--compress", "zstd", "--json"])
         XCTAssertEqual(zstd.status, 1, zstd.stdout + zstd.stderr)
-        let unoffered = try XCTUnwrap(try zstd.stdout.split(separator: "\n").map { try JSONValue(parsing: String($0)) }
-            .last { $0["event"]?.stringValue == "move-failed" }, zstd.stdout)
+        let unoffered = try failureEvent(zstd)
         XCTAssertEqual(unoffered["reason"]?.stringValue, "refused", unoffered.serialized)
         XCTAssertTrue(unoffered["message"]?.stringValue?.contains("does not offer --compress zstd") == true, unoffered.serialized)
 

@@ -163,39 +163,6 @@ struct DiskFingerprint: Equatable, CustomStringConvertible {
     }
 }
 
-/// One end of a move as `gnt-move move` and `run` name it.
-struct MoveEnd {
-    let host: String
-    let port: Int
-    let caFile: String
-    let passwordFile: String
-
-    init(host: String, port: Int, caFile: String, passwordFile: String) {
-        (self.host, self.port, self.caFile, self.passwordFile) = (host, port, caFile, passwordFile)
-    }
-
-    init(_ agent: AgentHarness) {
-        self.init(host: "127.0.0.1", port: agent.port, caFile: agent.dir + "/rapi.crt", passwordFile: agent.dir + "/password")
-    }
-
-    /// A cluster object of a `run` request.
-    var json: JSONValue {
-        .object(["host": .string(host), "port": .int(port), "ca_file": .string(caFile),
-                 "username": .string("gnt-move"), "password_file": .string(passwordFile)])
-    }
-
-    /// `gnt-move move` from this end to `destination`.
-    func moveArguments(to destination: MoveEnd, _ instances: [String], stateDir: String) -> [String] {
-        ["move", host, destination.host] + instances + [
-            "--src-rapi-port", String(port), "--dest-rapi-port", String(destination.port),
-            "--src-ca-file", caFile, "--dest-ca-file", destination.caFile,
-            "--src-username", "gnt-move", "--src-password-file", passwordFile,
-            "--dest-username", "gnt-move", "--dest-password-file", destination.passwordFile,
-            "--state-dir", stateDir,
-        ]
-    }
-}
-
 struct LabError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }

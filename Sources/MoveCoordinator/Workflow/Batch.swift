@@ -49,12 +49,14 @@ extension Coordinator {
     func settle(_ move: MoveRequest, earlier: MoveRecord?) async -> BatchOutcome {
         let name = move.targetName == move.instance ? move.instance : "\(move.instance) as \(move.targetName)"
         if let earlier, earlier.state == .done { return BatchOutcome(succeeded: true, line: "\(name): done earlier (\(earlier.id)), skipped") }
-        var record: MoveRecord?
+        // One drive per entry (it retries as the policy says): resume an interrupted move, or
+        // run the move anew when there is none or it cannot be resumed.
+        var resumed: MoveRecord?
         if let earlier, !earlier.state.isFinal, earlier.state != .failed {
-            record = try? await resume(earlier.id)
+            resumed = try? await resume(earlier.id)
         }
-        if record?.state != .done { record = await run(move) }
-        guard let record else { return BatchOutcome(succeeded: false, line: "\(name): failed") }
+        let record: MoveRecord
+        if let resumed { record = resumed } else { record = await run(move) }
         if record.state == .done { return BatchOutcome(succeeded: true, line: "\(name): done (\(record.id))") }
         return BatchOutcome(succeeded: false, line: "\(name): FAILED (\((record.reason ?? .internal).rawValue)): \(record.error ?? "")")
     }
