@@ -41,11 +41,39 @@ public struct ClusterEndpoint: Sendable, Equatable {
     }
 }
 
+/// A cluster in a request: `{"host", "port", "ca_file", "username", "password_file"}`. The
+/// password itself is never written; it is read from `password_file` (`loadCredentials`).
+extension ClusterEndpoint: Codable {
+    enum CodingKeys: String, CodingKey {
+        case host, port, username
+        case caFile = "ca_file", passwordFile = "password_file"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let host = try c.decode(String.self, forKey: .host)
+        guard !host.isEmpty else { throw JSONCodingError(path: c.codingPath + [CodingKeys.host], problem: "is empty") }
+        self.init(host: host, port: try c.decodeIfPresent(Int.self, forKey: .port) ?? 5080, caFile: try c.decode(String.self, forKey: .caFile),
+                  username: try c.decodeIfPresent(String.self, forKey: .username))
+        passwordFile = try c.decodeIfPresent(String.self, forKey: .passwordFile)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(host, forKey: .host)
+        try c.encode(port, forKey: .port)
+        try c.encode(caFile, forKey: .caFile)
+        try c.encodeIfPresent(username, forKey: .username)
+        try c.encodeIfPresent(passwordFile, forKey: .passwordFile)
+    }
+}
+
 /// A RAPI failure: the HTTP status and Ganeti's `{"code", "message", "explain"}`.
 public struct RAPIError: Error, CustomStringConvertible, Sendable {
     public let status: Int
     public let message: String
-    public var description: String { "RAPI error \(status): \(message)" }
+    /// Status 0: no answer came (the message says why).
+    public var description: String { status == 0 ? message : "RAPI error \(status): \(message)" }
 
     public init(status: Int, message: String) {
         self.status = status
@@ -90,16 +118,28 @@ public final class RAPIClient: Sendable {
     /// one connection pool) serves every cluster.
     private let tls: TLSConfiguration
 
-    /// The coordinator's one HTTP client, for every cluster and every move; it lives as long as
-    /// the process.
-    static let shared: HTTPClient = {
+    /// The coordinator's HTTP client for every cluster and every move; it lives as long as the
+    /// process. A connection that fails to establish is tried again until the connect timeout,
+    /// so that a cluster that is briefly unreachable (an agent restarting) does not fail a move.
+    static let shared = makeClient(retryingConnections: true)
+
+    /// For questions that want an answer now (`--preflight`): a refused connection is reported
+    /// at once instead of after the connect timeout.
+    static let probing = makeClient(retryingConnections: false)
+
+    static func makeClient(retryingConnections: Bool) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .seconds(20), read: .seconds(60))
+        configuration.connectionPool.retryConnectionEstablishment = retryingConnections
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }()
+    }
 
-    public init(endpoint: ClusterEndpoint) throws {
+    private let client: HTTPClient
+
+    /// `probing`: report a connection that cannot be established at once (see `probing`).
+    public init(endpoint: ClusterEndpoint, probing: Bool = false) throws {
         self.endpoint = endpoint
+        client = probing ? Self.probing : Self.shared
         var tls = TLSConfiguration.makeClientConfiguration()
         do {
             tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(endpoint.caFile))
@@ -132,9 +172,9 @@ public final class RAPIClient: Sendable {
         }
         let response: HTTPClientResponse
         do {
-            response = try await Self.shared.execute(request, timeout: .seconds(60))
+            response = try await client.execute(request, timeout: .seconds(60))
         } catch {
-            throw RAPIError(status: 0, message: "cannot reach \(endpoint.host):\(endpoint.port): \(error)")
+            throw RAPIError(status: 0, message: "cannot reach \(endpoint.host):\(endpoint.port): \(TransportErrorText.describe(error, caFile: endpoint.caFile))")
         }
         let buffer = try await response.body.collect(upTo: 64 << 20)
         let bytes = Array(buffer.readableBytesView)

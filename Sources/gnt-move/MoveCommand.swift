@@ -59,7 +59,7 @@ final class EventPrinter: Sendable {
             emit(event.json.serialized)
             return
         }
-        if terminal && event.event == "progress" {
+        if terminal && event.event == .progress {
             let line = "\(event.instance): \(event.fields["message"]?.stringValue ?? "")"
             FileHandle.standardOutput.write(Data(("\r\u{1B}[K" + line).utf8))
             progressShown.withLock { $0 = true }
@@ -70,12 +70,11 @@ final class EventPrinter: Sendable {
         }
         let detail: String
         switch event.event {
-        case "move-started": detail = "started moving to \(event.fields["destination_instance"]?.stringValue ?? event.instance)"
-        case "step": detail = event.fields["step"]?.stringValue ?? ""
-        case "progress", "disk-done": detail = event.fields["message"]?.stringValue ?? ""
-        case "move-done": detail = "done as \(event.fields["destination_instance"]?.stringValue ?? event.instance) in \(Int(event.fields["seconds"]?.numberValue ?? 0)) s"
-        case "move-failed": detail = "FAILED (\(event.fields["reason"]?.stringValue ?? "")): \(event.fields["message"]?.stringValue ?? "")"
-        default: detail = event.event
+        case .moveStarted: detail = "started moving to \(event.fields["destination_instance"]?.stringValue ?? event.instance)"
+        case .step: detail = event.fields["step"]?.stringValue ?? ""
+        case .progress, .diskDone: detail = event.fields["message"]?.stringValue ?? ""
+        case .moveDone: detail = "done as \(event.fields["destination_instance"]?.stringValue ?? event.instance) in \(Int(event.fields["seconds"]?.numberValue ?? 0)) s"
+        case .moveFailed: detail = "FAILED (\(event.fields["reason"]?.stringValue ?? "")): \(event.fields["message"]?.stringValue ?? "")"
         }
         emit("\(event.instance) [\(event.moveId)]: \(detail)")
     }

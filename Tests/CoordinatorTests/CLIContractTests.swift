@@ -110,6 +110,31 @@ final class CLIContractTests: XCTestCase {
         XCTAssertEqual(batch.stderr.trimmingCharacters(in: .whitespacesAndNewlines), "gnt-move: \(missing): batch file does not exist")
     }
 
+    /// A cluster that cannot be reached is described in an operator's terms: the certificate that
+    /// does not match the CA file, the port where nothing listens, the name that does not resolve;
+    /// never a TLS library's error code or source path.
+    func testUnreachableClustersAreWordedForAnOperator() throws {
+        let agent = try AgentHarness.startedWithOneInstance("contract", cluster: "cluster-a")
+        defer { agent.stop() }
+        let other = try AgentHarness.alone("contract-other", cluster: "cluster-b")
+        let closedPort = freePort()
+        let cases: [(option: String, value: String, expected: String)] = [
+            ("--src-ca-file", other.dir + "/rapi.crt", "cannot reach 127.0.0.1:\(agent.port): its TLS certificate is not the one in the CA file \(other.dir)/rapi.crt"),
+            ("--src-rapi-port", String(closedPort), "cannot reach 127.0.0.1:\(closedPort): connection refused"),
+        ]
+        for (option, value, expected) in cases {
+            var arguments = agent.moveArguments(to: agent, ["vm1"], stateDir: agent.folder.file("state")) + ["--preflight"]
+            guard let at = arguments.firstIndex(of: option) else { return XCTFail(option) }
+            arguments[at + 1] = value
+            let result = try gntMove(arguments: arguments)
+            XCTAssertEqual(result.status, 1, option)
+            XCTAssertTrue(result.stdout.contains("FAIL source reachable: " + expected), "\(option): \(result.stdout)")
+            for leak in [".cc:", "BoringSSL", "NIOSSL", "errno", "RAPI error 0"] {
+                XCTAssertFalse(result.stdout.contains(leak), "\(option) shows '\(leak)': \(result.stdout)")
+            }
+        }
+    }
+
     /// `--net idx:mac=generate` gives the destination NIC a new address (Ganeti's prefix), and
     /// an unknown `--net` key is a usage error that lists the valid ones.
     func testNetOverridesGenerateMACsAndListTheirKeys() async throws {

@@ -108,9 +108,9 @@ public enum FailureReason: String, Sendable, CaseIterable {
 /// What a move has learnt, step by step (see `MoveState`). Stored as one JSON object with
 /// snake_case keys; a key the struct does not name cannot be written. The relayed material
 /// (`prepared`, `remote_import`) stays a `JSONValue` read and written by MoveTrust's exact
-/// parser and serializer, never Foundation's coders: its signatures cover Python's rendering of
+/// coders (`JSONValueEncoder`), never Foundation's: its signatures cover Python's rendering of
 /// each field, so `40123` must not come back as `40123.0`.
-public struct MoveFacts: Sendable, Equatable {
+public struct MoveFacts: Sendable, Equatable, Codable {
     /// Fresh attempts so far (1 for the first).
     public var attempts: Int?
     /// Whether the source instance ran before the move began (kept across retries).
@@ -142,7 +142,7 @@ public struct MoveFacts: Sendable, Equatable {
     public init() {}
 
     /// The stored keys.
-    enum Key: String, CaseIterable {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case attempts, spec, tags, iallocator, prepared, finalized
         case sourceWasRunning = "source_was_running", prepareJob = "prepare_job", opportunisticAttempt = "opportunistic_attempt"
         case createSubmitted = "create_submitted", createJob = "create_job", remoteImport = "remote_import"
@@ -153,7 +153,7 @@ public struct MoveFacts: Sendable, Equatable {
     /// The jobs started so far, by step (`status`).
     public var jobs: [String: Int64] {
         var jobs: [String: Int64] = [:]
-        for (key, id) in [(Key.prepareJob, prepareJob), (.createJob, createJob), (.exportJob, exportJob), (.removeJob, removeJob)] {
+        for (key, id) in [(CodingKeys.prepareJob, prepareJob), (.createJob, createJob), (.exportJob, exportJob), (.removeJob, removeJob)] {
             if let id { jobs[key.rawValue] = id }
         }
         return jobs
@@ -168,45 +168,15 @@ public struct MoveFacts: Sendable, Equatable {
         return kept
     }
 
-    /// The stored form: one JSON object, keys in a stable order.
+    /// The stored form: one JSON object (absent facts are left out).
     public var json: JSONValue {
-        func int(_ value: Int64?) -> JSONValue? { value.map(JSONValue.int64) }
-        func bool(_ value: Bool?) -> JSONValue? { value.map(JSONValue.bool) }
-        let values: [Key: JSONValue?] = [
-            .attempts: attempts.map(JSONValue.int), .sourceWasRunning: bool(sourceWasRunning), .prepareJob: int(prepareJob),
-            .spec: spec, .tags: tags, .iallocator: iallocator, .prepared: prepared,
-            .opportunisticAttempt: opportunisticAttempt.map(JSONValue.int), .createSubmitted: bool(createSubmitted),
-            .createJob: int(createJob), .remoteImport: remoteImport, .destinationUUID: destinationUUID,
-            .sourceStopped: bool(sourceStopped), .exportSubmitted: bool(exportSubmitted), .exportJob: int(exportJob),
-            .exportResult: exportResult, .finalized: bool(finalized), .removeJob: int(removeJob), .sourceRemoved: bool(sourceRemoved),
-        ]
-        var object: [String: JSONValue] = [:]
-        for (key, value) in values { if let value { object[key.rawValue] = value } }
-        return .object(object)
+        // Integers, booleans and JSON trees only: encoding cannot fail.
+        (try? JSONValueEncoder().encode(self)) ?? .object([:])
     }
 
     /// Reads the stored form; keys it does not know (from another version) are ignored, and a
-    /// value of the wrong type reads as absent.
-    public init(json: JSONValue) {
-        func value(_ key: Key) -> JSONValue? { json[key.rawValue].flatMap { $0 == .null ? nil : $0 } }
-        attempts = value(.attempts)?.integerValue.flatMap { Int(exactly: $0) }
-        sourceWasRunning = value(.sourceWasRunning)?.boolValue
-        prepareJob = value(.prepareJob)?.integerValue
-        spec = value(.spec)
-        tags = value(.tags)
-        iallocator = value(.iallocator)
-        prepared = value(.prepared)
-        opportunisticAttempt = value(.opportunisticAttempt)?.integerValue.flatMap { Int(exactly: $0) }
-        createSubmitted = value(.createSubmitted)?.boolValue
-        createJob = value(.createJob)?.integerValue
-        remoteImport = value(.remoteImport)
-        destinationUUID = value(.destinationUUID)
-        sourceStopped = value(.sourceStopped)?.boolValue
-        exportSubmitted = value(.exportSubmitted)?.boolValue
-        exportJob = value(.exportJob)?.integerValue
-        exportResult = value(.exportResult)
-        finalized = value(.finalized)?.boolValue
-        removeJob = value(.removeJob)?.integerValue
-        sourceRemoved = value(.sourceRemoved)?.boolValue
+    /// value of the wrong type is an error naming the fact.
+    public init(json: JSONValue) throws(JSONCodingError) {
+        self = try JSONValueDecoder().decode(MoveFacts.self, from: json)
     }
 }

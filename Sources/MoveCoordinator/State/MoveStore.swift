@@ -124,7 +124,7 @@ public final class MoveStore: Sendable {
     public func move(_ id: String) throws -> MoveRecord? { try queue.read { db in try Self.fetch(db, id) } }
 
     public func moves() throws -> [MoveRecord] {
-        try queue.read { db in try Row.fetchAll(db, sql: "SELECT * FROM move ORDER BY created").compactMap(Self.decode) }
+        try queue.read { db in try Row.fetchAll(db, sql: "SELECT * FROM move ORDER BY created").map(Self.decode) }
     }
 
     public func transitions(_ id: String) throws -> [(state: String, at: Double, detail: String)] {
@@ -142,17 +142,30 @@ public final class MoveStore: Sendable {
     }
 
     static func fetch(_ db: Database, _ id: String) throws -> MoveRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM move WHERE id = ?", arguments: [id]).flatMap(decode)
+        try Row.fetchOne(db, sql: "SELECT * FROM move WHERE id = ?", arguments: [id]).map(decode)
     }
 
-    static func decode(_ row: Row) -> MoveRecord? {
+    /// A stored move; a row this version cannot read is an error naming the move and the field,
+    /// never skipped (a move hidden from `status` and `cleanup` would leave what it created).
+    static func decode(_ row: Row) throws -> MoveRecord {
+        let id: String = row["id"]
         let requestText: String = row["request"]
         let factsText: String = row["facts"]
         let stateText: String = row["state"]
         let reasonText: String? = row["reason"]
-        guard let state = MoveState(rawValue: stateText) else { return nil }
-        return MoveRecord(id: row["id"], instance: row["instance"], request: (try? JSONValue(parsing: requestText)) ?? .null,
-                          state: state, facts: MoveFacts(json: (try? JSONValue(parsing: factsText)) ?? .object([:])),
+        func unreadable(_ what: String) -> CoordinatorError {
+            CoordinatorError(reason: .internal, message: "move \(id) in the state database is unreadable: \(what)")
+        }
+        guard let state = MoveState(rawValue: stateText) else { throw unreadable("unknown state '\(stateText)'") }
+        let request: JSONValue
+        let facts: MoveFacts
+        do {
+            request = try JSONValue(parsing: requestText)
+            facts = try MoveFacts(json: JSONValue(parsing: factsText))
+        } catch {
+            throw unreadable("\(error)")
+        }
+        return MoveRecord(id: id, instance: row["instance"], request: request, state: state, facts: facts,
                           error: row["error"], reason: reasonText.map { FailureReason(rawValue: $0) ?? .internal },
                           created: row["created"], updated: row["updated"])
     }

@@ -34,18 +34,18 @@ public final class Coordinator: Sendable {
             let failure = error as? CoordinatorError ?? CoordinatorError(reason: .badRequest, message: "\(error)")
             let record = MoveRecord(id: "-", instance: given.instance, request: given.json, state: .failed, facts: MoveFacts(),
                                     error: failure.message, reason: failure.reason, created: 0, updated: 0)
-            emit(MoveEvent("move-failed", move: record, ["reason": .string(failure.reason.rawValue), "message": .string(failure.message)]))
+            emit(MoveEvent(.moveFailed, move: record, ["reason": .string(failure.reason.rawValue), "message": .string(failure.message)]))
             return record
         }
         do {
             let record = try store.create(request)
-            emit(MoveEvent("move-started", move: record, ["destination_instance": .string(request.targetName)]))
+            emit(MoveEvent(.moveStarted, move: record, ["destination_instance": .string(request.targetName)]))
             Self.crashIfAsked(after: .planned)
             return await drive(record.id, request: request)
         } catch {
             let record = MoveRecord(id: "-", instance: request.instance, request: request.json, state: .failed, facts: MoveFacts(),
                                     error: "\(error)", reason: .state, created: 0, updated: 0)
-            emit(MoveEvent("move-failed", move: record, ["reason": .string(FailureReason.state.rawValue), "message": .string("\(error)")]))
+            emit(MoveEvent(.moveFailed, move: record, ["reason": .string(FailureReason.state.rawValue), "message": .string("\(error)")]))
             return record
         }
     }
@@ -55,7 +55,7 @@ public final class Coordinator: Sendable {
         guard let record = try store.move(id) else { throw CoordinatorError(reason: .unknownMove, message: "no move \(id) in \(store.directory)") }
         if record.state.isFinal { return record }
         let request = try MoveRequest(json: record.request).loadingCredentials()
-        emit(MoveEvent("step", move: record, ["step": .string("resume"), "state": .string(record.state.rawValue)]))
+        emit(MoveEvent(.step, move: record, ["step": .string("resume"), "state": .string(record.state.rawValue)]))
         return await drive(id, request: request)
     }
 
@@ -78,7 +78,7 @@ public final class Coordinator: Sendable {
             try? await Task.sleep(nanoseconds: UInt64(retry.delay(after: attempt) * 1e9))
             attempt += 1
             guard let restarted = try? store.restart(id, detail: "attempt \(attempt) after: \(record.error ?? "")") else { return record }
-            emit(MoveEvent("step", move: restarted, ["step": .string("retry"), "state": .string(restarted.state.rawValue)]))
+            emit(MoveEvent(.step, move: restarted, ["step": .string("retry"), "state": .string(restarted.state.rawValue)]))
         }
     }
 
@@ -102,7 +102,7 @@ public final class Coordinator: Sendable {
                 Self.crashIfAsked(after: record.state)
             }
             if record.state == .done {
-                emit(MoveEvent("move-done", move: record, ["destination_instance": .string(request.targetName),
+                emit(MoveEvent(.moveDone, move: record, ["destination_instance": .string(request.targetName),
                                                            "seconds": .double((record.updated - record.created).rounded() )]))
             }
             if record.state == .failed { return await cleanUp(record, request: request) }
@@ -182,7 +182,7 @@ public final class Coordinator: Sendable {
             notes.append("started \(request.instance) again on the source")
         }
         let cleaned = (try? store.record(record.id, state: .cleaned, detail: notes.isEmpty ? "nothing to clean" : notes.joined(separator: "; "))) ?? record
-        emit(MoveEvent("move-failed", move: cleaned, ["reason": .string((record.reason ?? .internal).rawValue), "message": .string(record.error ?? ""),
+        emit(MoveEvent(.moveFailed, move: cleaned, ["reason": .string((record.reason ?? .internal).rawValue), "message": .string(record.error ?? ""),
                                                        "cleanup": .array(notes.map(JSONValue.string))]))
         return cleaned
     }

@@ -77,76 +77,84 @@ public struct MoveRequest: Sendable, Equatable {
     /// The request as stored in the state database (passwords are not stored; they are read
     /// again from the password files on resume).
     var json: JSONValue {
-        func endpoint(_ e: ClusterEndpoint) -> JSONValue {
-            .object(["host": .string(e.host), "port": .int(e.port), "ca_file": .string(e.caFile),
-                     "username": e.username.map(JSONValue.string) ?? .null, "password_file": e.passwordFile.map(JSONValue.string) ?? .null])
-        }
-        func optional(_ s: String?) -> JSONValue { s.map(JSONValue.string) ?? .null }
-        return .object([
-            "source": endpoint(source), "destination": endpoint(destination), "instance": .string(instance),
-            "dest_instance_name": optional(destinationName), "dest_primary_node": optional(primaryNode),
-            "dest_secondary_node": optional(secondaryNode), "dest_disk_template": optional(diskTemplate),
-            "iallocator": optional(iallocator), "compress": .string(compress.rawValue), "keep_source_instance": .bool(keepSourceInstance),
-            "start": start.map(JSONValue.bool) ?? .null,
-            "bwlimit": bandwidthLimit.map(JSONValue.int64) ?? .null,
-            "timeout": timeout.map(JSONValue.double) ?? .null,
-            "opportunistic_tries": .int(opportunisticTries), "opportunistic_delay": .double(opportunisticDelay),
-            "hvparams": .object(hvparams), "beparams": .object(beparams), "osparams": .object(osparams),
-            "net": .object(Dictionary(uniqueKeysWithValues: nicOverrides.map { (String($0.key), JSONValue.object($0.value.mapValues { $0.map(JSONValue.string) ?? .null })) })),
-        ])
+        // Every field is a string, a bool, an integer, a finite number (`validate`) or a JSON
+        // tree: encoding cannot fail.
+        (try? JSONValueEncoder().encode(self)) ?? .null
     }
 
-    init(json: JSONValue) throws {
-        func endpoint(_ value: JSONValue?) throws -> ClusterEndpoint {
-            guard let value, let host = value["host"]?.stringValue, !host.isEmpty, let ca = value["ca_file"]?.stringValue else {
-                throw CoordinatorError.badRequest("a cluster needs 'host' and 'ca_file'")
-            }
-            var e = ClusterEndpoint(host: host, port: Int(value["port"]?.integerValue ?? 5080), caFile: ca,
-                                    username: value["username"]?.stringValue, password: nil)
-            e.passwordFile = value["password_file"]?.stringValue
-            return e
+    /// A request read from JSON (`run`, `batch`, the state database), any problem named by its
+    /// field and reported as a bad request.
+    init(json: JSONValue) throws(CoordinatorError) {
+        do {
+            self = try JSONValueDecoder().decode(MoveRequest.self, from: json)
+        } catch {
+            throw CoordinatorError.badRequest(error.description)
         }
-        source = try endpoint(json["source"])
-        destination = try endpoint(json["destination"])
-        guard let instance = json["instance"]?.stringValue else { throw CoordinatorError.badRequest("missing instance") }
-        self.instance = instance
-        destinationName = json["dest_instance_name"]?.stringValue
-        primaryNode = json["dest_primary_node"]?.stringValue
-        secondaryNode = json["dest_secondary_node"]?.stringValue
-        diskTemplate = json["dest_disk_template"]?.stringValue
-        iallocator = json["iallocator"]?.stringValue
-        compress = try CompressionMethod(requestField: json["compress"])
-        keepSourceInstance = json["keep_source_instance"]?.boolValue ?? false
-        start = json["start"]?.boolValue
-        bandwidthLimit = json["bwlimit"]?.integerValue
-        timeout = json["timeout"]?.numberValue
-        opportunisticTries = Int(json["opportunistic_tries"]?.integerValue ?? 0)
-        opportunisticDelay = json["opportunistic_delay"]?.numberValue ?? 30
-        hvparams = json["hvparams"]?.objectValue ?? [:]
-        beparams = json["beparams"]?.objectValue ?? [:]
-        osparams = json["osparams"]?.objectValue ?? [:]
-        nicOverrides = Self.nicOverrides(json["net"])
-    }
-
-    static func nicOverrides(_ value: JSONValue?) -> [Int: [String: String?]] {
-        var overrides: [Int: [String: String?]] = [:]
-        for (key, value) in value?.objectValue ?? [:] {
-            guard let index = Int(key) else { continue }
-            overrides[index] = (value.objectValue ?? [:]).mapValues { $0.stringValue }
-        }
-        return overrides
     }
 
     /// The overrides of a request as stored in the state database (for `status`).
     static func declaredOverrides(stored json: JSONValue) -> SpecOverrides {
-        var overrides = SpecOverrides()
-        if let name = json["dest_instance_name"]?.stringValue, name != json["instance"]?.stringValue { overrides.name = name }
-        overrides.diskTemplate = json["dest_disk_template"]?.stringValue
-        overrides.beparams = json["beparams"]?.objectValue ?? [:]
-        overrides.hvparams = json["hvparams"]?.objectValue ?? [:]
-        overrides.osparams = json["osparams"]?.objectValue ?? [:]
-        overrides.nics = nicOverrides(json["net"])
-        return overrides
+        (try? MoveRequest(json: json))?.overrides ?? SpecOverrides()
+    }
+}
+
+/// The request's JSON form: the fields of `move`, named after its long options in snake_case
+/// (`schemas/run-request.schema.json`); absent and null mean the option's default.
+extension MoveRequest: Codable {
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case source, destination, instance, iallocator, compress, start, hvparams, beparams, osparams, timeout
+        case destinationName = "dest_instance_name", primaryNode = "dest_primary_node", secondaryNode = "dest_secondary_node"
+        case diskTemplate = "dest_disk_template", keepSourceInstance = "keep_source_instance", nicOverrides = "net"
+        case bandwidthLimit = "bwlimit", opportunisticTries = "opportunistic_tries", opportunisticDelay = "opportunistic_delay"
+    }
+
+    /// The fields of one move of a `run` request (the clusters are given once, beside them).
+    static let moveFields = Set(CodingKeys.allCases.map(\.rawValue)).subtracting([CodingKeys.source.rawValue, CodingKeys.destination.rawValue])
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(source: try c.decode(ClusterEndpoint.self, forKey: .source),
+                  destination: try c.decode(ClusterEndpoint.self, forKey: .destination),
+                  instance: try c.decode(String.self, forKey: .instance))
+        destinationName = try c.decodeIfPresent(String.self, forKey: .destinationName)
+        primaryNode = try c.decodeIfPresent(String.self, forKey: .primaryNode)
+        secondaryNode = try c.decodeIfPresent(String.self, forKey: .secondaryNode)
+        diskTemplate = try c.decodeIfPresent(String.self, forKey: .diskTemplate)
+        iallocator = try c.decodeIfPresent(String.self, forKey: .iallocator)
+        compress = try CompressionMethod(requestField: c.decodeIfPresent(JSONValue.self, forKey: .compress))
+        keepSourceInstance = try c.decodeIfPresent(Bool.self, forKey: .keepSourceInstance) ?? false
+        start = try c.decodeIfPresent(Bool.self, forKey: .start)
+        hvparams = try c.decodeIfPresent([String: JSONValue].self, forKey: .hvparams) ?? [:]
+        beparams = try c.decodeIfPresent([String: JSONValue].self, forKey: .beparams) ?? [:]
+        osparams = try c.decodeIfPresent([String: JSONValue].self, forKey: .osparams) ?? [:]
+        nicOverrides = try c.decodeIfPresent([Int: [String: String?]].self, forKey: .nicOverrides) ?? [:]
+        bandwidthLimit = try c.decodeIfPresent(Int64.self, forKey: .bandwidthLimit)
+        timeout = try c.decodeIfPresent(Double.self, forKey: .timeout)
+        opportunisticTries = try c.decodeIfPresent(Int.self, forKey: .opportunisticTries) ?? 0
+        opportunisticDelay = try c.decodeIfPresent(Double.self, forKey: .opportunisticDelay) ?? 30
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(source, forKey: .source)
+        try c.encode(destination, forKey: .destination)
+        try c.encode(instance, forKey: .instance)
+        try c.encodeIfPresent(destinationName, forKey: .destinationName)
+        try c.encodeIfPresent(primaryNode, forKey: .primaryNode)
+        try c.encodeIfPresent(secondaryNode, forKey: .secondaryNode)
+        try c.encodeIfPresent(diskTemplate, forKey: .diskTemplate)
+        try c.encodeIfPresent(iallocator, forKey: .iallocator)
+        try c.encode(compress.rawValue, forKey: .compress)
+        try c.encode(keepSourceInstance, forKey: .keepSourceInstance)
+        try c.encodeIfPresent(start, forKey: .start)
+        try c.encode(hvparams, forKey: .hvparams)
+        try c.encode(beparams, forKey: .beparams)
+        try c.encode(osparams, forKey: .osparams)
+        try c.encode(nicOverrides, forKey: .nicOverrides)
+        try c.encodeIfPresent(bandwidthLimit, forKey: .bandwidthLimit)
+        try c.encodeIfPresent(timeout, forKey: .timeout)
+        try c.encode(opportunisticTries, forKey: .opportunisticTries)
+        try c.encode(opportunisticDelay, forKey: .opportunisticDelay)
     }
 }
 

@@ -15,7 +15,7 @@ struct MoveSteps {
     func step(_ record: MoveRecord, _ name: String, _ fields: [String: JSONValue] = [:]) {
         var fields = fields
         fields["step"] = .string(name)
-        coordinator.emit(MoveEvent("step", move: record, fields))
+        coordinator.emit(MoveEvent(.step, move: record, fields))
     }
 
     func advance(_ record: MoveRecord) async throws -> MoveRecord {
@@ -268,9 +268,9 @@ struct MoveSteps {
                 if let disk = fields["disk"]?.integerValue, disks.indices.contains(Int(disk)), let size = disks[Int(disk)]["size"]?.integerValue {
                     fields["total"] = .int64(size << 20)
                 }
-                coordinator.emit(MoveEvent("progress", move: record, fields))
+                coordinator.emit(MoveEvent(.progress, move: record, fields))
             }
-            if message.contains("finished sending data") { coordinator.emit(MoveEvent("disk-done", move: record, ["message": .string(message)])) }
+            if message.contains("finished sending data") { coordinator.emit(MoveEvent(.diskDone, move: record, ["message": .string(message)])) }
         }
         guard exported.arrayValue?.first?.boolValue == true, (exported.arrayValue?.last?.arrayValue ?? []).allSatisfy({ $0.boolValue == true }) else {
             throw CoordinatorError(reason: .exportFailed, message: "the export reported failed disks: \(exported.serialized)")

@@ -27,7 +27,7 @@ extension Coordinator {
         }) else { return checks }
         let source: RAPIClient, destination: RAPIClient
         do {
-            (source, destination) = (try RAPIClient(endpoint: request.source), try RAPIClient(endpoint: request.destination))
+            (source, destination) = (try RAPIClient(endpoint: request.source, probing: true), try RAPIClient(endpoint: request.destination, probing: true))
         } catch {
             return checks + [Check(name: "CA files", passed: false, detail: "\(error)")]
         }

@@ -26,11 +26,9 @@ public struct RunRequest: Sendable {
         parallel = Int(top["parallel"]?.integerValue ?? 1)
         guard parallel >= 1 else { throw CoordinatorError.badRequest("'parallel' must be at least 1") }
         stateDir = top["state_dir"]?.stringValue
-        let moveFields: Set<String> = ["instance", "dest_instance_name", "dest_primary_node", "dest_secondary_node", "dest_disk_template",
-                                       "iallocator", "compress", "keep_source_instance", "start", "hvparams", "beparams", "osparams", "net", "bwlimit", "timeout", "opportunistic_tries", "opportunistic_delay"]
         moves = try list.enumerated().map { index, entry in
             guard case .object(var fields) = entry else { throw CoordinatorError.badRequest("moves[\(index)] must be an object") }
-            if let unknown = fields.keys.first(where: { !moveFields.contains($0) }) {
+            if let unknown = fields.keys.first(where: { !MoveRequest.moveFields.contains($0) }) {
                 throw CoordinatorError.badRequest("unknown field '\(unknown)' in moves[\(index)]")
             }
             guard fields["instance"]?.stringValue?.isEmpty == false else { throw CoordinatorError.badRequest("moves[\(index)] needs an 'instance'") }
