@@ -34,6 +34,8 @@ public enum AgentServer {
             try TLSChannel(HandshakeDeadlineChannel(base: HTTP1Channel(responder: responder, configuration: http), timeout: handshakeTimeout),
                            tlsConfiguration: serverTLS)
         }
+        // What a crash left behind goes before anything is served.
+        await service.recoverAfterRestart()
         let app = Application(
             responder: responder,
             server: server,

@@ -37,17 +37,19 @@ public final class ClusterAgentService: Sendable {
             guard let start = config.startCommand, let stop = config.stopCommand else {
                 throw AgentError.configuration("the command hypervisor driver needs startCommand and stopCommand in \(paths.config)")
             }
-            hypervisor = CommandHypervisor(startCommand: start, stopCommand: stop, statusCommand: config.statusCommand)
+            let status = config.statusCommand.map { [config] in HostCommand($0, timeout: config.effectiveStatusCommandTimeout) }
+            hypervisor = CommandHypervisor(start: HostCommand(start, timeout: config.effectiveStartCommandTimeout),
+                                           stop: HostCommand(stop, timeout: config.effectiveStopCommandTimeout), status: status)
         case .fake:
             hypervisor = FakeHypervisor()
         }
         if config.storageBackend == .block, let group = config.volumeGroup {
-            storage = LVMStorage(volumeGroup: group, lvcreate: config.lvcreateCommand, lvremove: config.lvremoveCommand, vgFree: config.vgFreeCommand)
+            storage = LVMStorage(volumeGroup: group, lvcreate: config.lvcreateCommand, lvremove: config.lvremoveCommand, vgFree: config.vgFreeCommand,
+                                 timeout: config.effectiveStorageCommandTimeout)
         } else {
             storage = FileStorage(folder: paths.disks)
         }
         _ = try database.failInterruptedJobs()
-        recoverAfterRestart()
     }
 
     public func instance(_ name: String) throws -> InstanceRecord {
@@ -55,8 +57,21 @@ public final class ClusterAgentService: Sendable {
         return record
     }
 
-    func isRunning(_ record: InstanceRecord) -> Bool {
-        hypervisor.isRunning(record.name, recorded: record.adminState == "up" && record.lifecycle == "ready")
+    func isRunning(_ record: InstanceRecord) async throws -> Bool {
+        try await hypervisor.isRunning(record.name, recorded: record.adminState == "up" && record.lifecycle == "ready")
+    }
+
+    /// ``isRunning(_:)`` of each record, in order, at most `width` status commands at a time.
+    func runningStates(_ records: [InstanceRecord], width: Int = 8) async throws -> [Bool] {
+        try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+            var states = [Bool](repeating: false, count: records.count)
+            for (index, record) in records.enumerated() {
+                if index >= width, let (done, state) = try await group.next() { states[done] = state }
+                group.addTask { (index, try await self.isRunning(record)) }
+            }
+            for try await (done, state) in group { states[done] = state }
+            return states
+        }
     }
 
     /// `GET /2/info`.
@@ -124,7 +139,7 @@ public final class ClusterAgentService: Sendable {
         _ = try instance(name)
         return try jobs.submit(op: .object(["OP_ID": .string("OP_INSTANCE_STARTUP"), "instance_name": .string(name)]),
                                summary: "INSTANCE_STARTUP(\(name))") { [self] _ in
-            try start(name)
+            try await start(name)
             return .null
         }
     }
@@ -133,7 +148,7 @@ public final class ClusterAgentService: Sendable {
         _ = try instance(name)
         return try jobs.submit(op: .object(["OP_ID": .string("OP_INSTANCE_SHUTDOWN"), "instance_name": .string(name)]),
                                summary: "INSTANCE_SHUTDOWN(\(name))") { [self] _ in
-            try stop(name)
+            try await stop(name)
             return .null
         }
     }
@@ -142,20 +157,20 @@ public final class ClusterAgentService: Sendable {
         _ = try instance(name)
         return try jobs.submit(op: .object(["OP_ID": .string("OP_INSTANCE_REMOVE"), "instance_name": .string(name)]),
                                summary: "INSTANCE_REMOVE(\(name))") { [self] context in
-            try remove(name, context: context)
+            try await remove(name, context: context)
             return .null
         }
     }
 
-    func start(_ name: String) throws {
+    func start(_ name: String) async throws {
         let record = try instance(name)
         guard record.lifecycle == "ready" else { throw AgentError.wrongState("Instance '\(name)' is being imported") }
-        try hypervisor.start(name)
+        try await hypervisor.start(name)
         try database.update(name) { $0.adminState = "up" }
     }
 
-    func stop(_ name: String) throws {
-        try hypervisor.stop(name)
+    func stop(_ name: String) async throws {
+        try await hypervisor.stop(name)
         try database.update(name) { $0.adminState = "down" }
     }
 
@@ -164,7 +179,7 @@ public final class ClusterAgentService: Sendable {
     func confirmOff(_ name: String, timeout: Double, context: JobContext?) async throws {
         let deadline = Date().addingTimeInterval(timeout)
         var delay: UInt64 = 50_000_000
-        while isRunning(try instance(name)) {
+        while try await isRunning(try instance(name)) {
             guard Date() < deadline else {
                 throw AgentError.wrongState("Instance '\(name)' is still running \(Int(timeout)) s after it was asked to stop; its disks were not read (stopTimeout in agent.json)")
             }
@@ -176,14 +191,14 @@ public final class ClusterAgentService: Sendable {
 
     /// Stops the instance, deletes its disks (files the agent holds; adopted block devices are
     /// only forgotten) and its record.
-    func remove(_ name: String, context: JobContext?) throws {
+    func remove(_ name: String, context: JobContext?) async throws {
         let record = try instance(name)
-        try? hypervisor.stop(name)
+        try? await hypervisor.stop(name)
         for path in record.diskPaths {
             var info = stat()
             let isBlock = stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFBLK
             if isBlock && !(storage is LVMStorage) { continue }
-            if isBlock { try storage.remove(path: path) } else if FileManager.default.fileExists(atPath: path) {
+            if isBlock { try await storage.remove(path: path) } else if FileManager.default.fileExists(atPath: path) {
                 try FileManager.default.removeItem(atPath: path)
             }
             context?.log("Removed disk \(path)")
@@ -194,7 +209,7 @@ public final class ClusterAgentService: Sendable {
     /// `gnt-move agent add-instance`: adopts existing images or devices as a new instance. A disk
     /// that another instance already holds (the same file or device, by any path) is refused:
     /// removing one instance would destroy the other's disk.
-    public func adopt(spec: InstanceSpec, diskPaths: [String], running: Bool) throws {
+    public func adopt(spec: InstanceSpec, diskPaths: [String], running: Bool) async throws {
         guard diskPaths.count == spec.disks.count else {
             throw AgentError.wrongInput("\(spec.disks.count) disk sizes for \(diskPaths.count) disk paths")
         }
@@ -203,6 +218,6 @@ public final class ClusterAgentService: Sendable {
         try DiskOwnership.checkUnowned(diskPaths, instances: try database.instances())
         let resolved = MACAddresses.resolving(spec, taken: try database.instances())
         try database.insert(InstanceRecord(spec: resolved, diskPaths: diskPaths, adminState: running ? "up" : "down"))
-        if running { try hypervisor.start(spec.name) }
+        if running { try await hypervisor.start(spec.name) }
     }
 }

@@ -62,7 +62,7 @@ public struct Demo {
         try Self.makeImage(image, size: size)
         let digest = try Self.sha256(image)
         let service = try ClusterAgentService(paths: AgentPaths(root: folder + "/alpha"))
-        try service.adopt(spec: InstanceSpec(name: "demo-vm", diskTemplate: "file", disks: [.init(size: size >> 20)],
+        try await service.adopt(spec: InstanceSpec(name: "demo-vm", diskTemplate: "file", disks: [.init(size: size >> 20)],
                                              nics: [.init(mac: "aa:00:00:de:00:01", mode: "bridged", link: "br0")],
                                              hypervisor: "kvm", beparams: ["maxmem": .int(512), "vcpus": .int(1)], tags: ["demo"]),
                           diskPaths: [image], running: true)

@@ -74,7 +74,7 @@ struct AgentCommand: AsyncParsableCommand {
         }
     }
 
-    struct AddInstance: ReportingCommand {
+    struct AddInstance: AsyncReportingCommand {
         static let configuration = CommandConfiguration(
             commandName: "add-instance",
             abstract: "Adopt existing image files or block devices as an instance.")
@@ -92,7 +92,7 @@ struct AgentCommand: AsyncParsableCommand {
         @Option(help: "Tag (repeat).") var tag: [String] = []
         @Flag(help: "The instance is running.") var running = false
 
-        func execute() throws {
+        func execute() async throws {
             let service = try ClusterAgentService(paths: AgentPaths(root: dir))
             var disks: [InstanceSpec.Disk] = []
             for path in disk {
@@ -103,7 +103,7 @@ struct AgentCommand: AsyncParsableCommand {
             let nics = try nic.map(Self.parseNIC)
             let spec = InstanceSpec(name: name, diskTemplate: diskTemplate, disks: disks, nics: nics, os: os, hypervisor: hypervisor ?? service.config.hypervisor.rawValue,
                                     beparams: ["maxmem": .int(memory), "minmem": .int(memory), "vcpus": .int(vcpus)], tags: tag)
-            try service.adopt(spec: spec, diskPaths: disk.map { URL(fileURLWithPath: $0).standardizedFileURL.path }, running: running)
+            try await service.adopt(spec: spec, diskPaths: disk.map { URL(fileURLWithPath: $0).standardizedFileURL.path }, running: running)
             print("instance \(name) adopted with \(disks.count) disk(s)")
         }
 

@@ -27,6 +27,24 @@ extension ReportingCommand {
     }
 }
 
+/// ``ReportingCommand`` for commands that await.
+protocol AsyncReportingCommand: AsyncParsableCommand {
+    func execute() async throws
+}
+
+extension AsyncReportingCommand {
+    func run() async throws {
+        do {
+            try await execute()
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            Console.error("gnt-move: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
 enum Console {
     static func error(_ line: String) {
         FileHandle.standardError.write(Data((line + "\n").utf8))

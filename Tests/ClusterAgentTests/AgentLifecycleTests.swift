@@ -55,4 +55,42 @@ final class AgentLifecycleTests: XCTestCase {
         let jobs = try await client.request(.GET, "/2/jobs")
         XCTAssertEqual(jobs.arrayValue?.count, 4)
     }
+
+    /// A stop command that hangs is stopped after `stopCommandTimeout` and fails the job, naming
+    /// the command, the instance and the timeout; the instance stays recorded as up.
+    func testStopCommandPastItsTimeoutFailsTheJob() async throws {
+        let folder = TemporaryDirectory("lifecycle-timeout")
+        let secret = folder.file("cds")
+        XCTAssertEqual(try gntMove("secret", "new", "--out", secret).status, 0)
+        let agent = try AgentHarness(cluster: "cluster-c", secret: secret, folder: folder)
+        let marks = folder.file("marks")
+        try FileManager.default.createDirectory(atPath: marks, withIntermediateDirectories: true)
+        let configPath = agent.dir + "/agent.json"
+        var config = try JSONDecoder().decode(AgentConfig.self, from: Data(contentsOf: URL(fileURLWithPath: configPath)))
+        config.hypervisorDriver = .command
+        config.startCommand = "touch \(marks)/%s"
+        config.stopCommand = "sleep 30"
+        config.statusCommand = "test -e \(marks)/%s"
+        config.stopCommandTimeout = 1
+        try JSONEncoder().encode(config).write(to: URL(fileURLWithPath: configPath))
+        try agent.start()
+        defer { agent.stop() }
+        let client = try agent.client()
+        _ = try await client.pollJob(try await client.createInstance(.object([
+            "__version__": .int(1), "mode": .string("create"), "name": .string("vm1"), "disk_template": .string("file"),
+            "disks": .array([.object(["size": .int(1)])]), "hypervisor": .string("kvm"), "start": .bool(true),
+        ])))
+        let started = Date()
+        do {
+            _ = try await client.pollJob(try await client.shutdown("vm1"))
+            XCTFail("the shutdown job succeeded")
+        } catch let error as RAPIJobError {
+            XCTAssertEqual(error.errorClass, "OpExecError")
+            XCTAssertEqual(error.message, "command 'sleep 30' for vm1 did not finish within 1 s; stopped it")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 10)
+        let instance = try await client.instance("vm1")
+        XCTAssertEqual(instance["admin_state"]?.stringValue, "up")
+        XCTAssertEqual(instance["status"]?.stringValue, "running")
+    }
 }

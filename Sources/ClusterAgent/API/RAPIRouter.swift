@@ -26,13 +26,14 @@ public enum RAPIRouter {
         router.get("2/instances") { request, _ in
             let records = try service.database.instances()
             if request.uri.queryParameters.get("bulk").flatMap(Int.init) == 1 {
-                return RAPIResponse.json(.array(records.map { InstanceViews.fields($0, node: service.config.nodeName, running: service.isRunning($0)) }))
+                let running = try await service.runningStates(records)
+                return RAPIResponse.json(.array(zip(records, running).map { InstanceViews.fields($0, node: service.config.nodeName, running: $1) }))
             }
             return RAPIResponse.json(.array(records.map { .object(["id": .string($0.name), "uri": .string("/2/instances/\($0.name)")]) }))
         }
         router.get("2/instances/:name") { _, context in
             let record = try service.instance(try context.parameters.require("name"))
-            return RAPIResponse.json(InstanceViews.fields(record, node: service.config.nodeName, running: service.isRunning(record)))
+            return RAPIResponse.json(InstanceViews.fields(record, node: service.config.nodeName, running: try await service.isRunning(record)))
         }
         router.get("2/instances/:name/info") { _, context in
             jobId(try service.submitQueryData(try context.parameters.require("name")))

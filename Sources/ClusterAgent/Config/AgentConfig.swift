@@ -41,12 +41,36 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     public var overridePolicy: [String]?
     /// How long an export waits for the instance to be confirmed off before it reads a disk.
     public var stopTimeout: Double?
+    /// Seconds each host command may run before it is stopped (SIGTERM, then SIGKILL; see
+    /// ``HostCommand``). Defaults: start and stop 300, status 30, each LVM command 120, the OS
+    /// rename script 600.
+    public var startCommandTimeout: Double?
+    public var stopCommandTimeout: Double?
+    public var statusCommandTimeout: Double?
+    public var storageCommandTimeout: Double?
+    public var renameScriptTimeout: Double?
+
+    /// Every key of `agent.json`; any other key fails when the file is loaded, naming it.
+    /// Spelled out so that the keys can be listed: a case that names no property does not
+    /// compile, and a new property needs its case here to be read at all.
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case clusterName, nodeName, bindAddress, port, dataAddress, storageBackend, hypervisor, hypervisorDriver
+        case startCommand, stopCommand, statusCommand, volumeGroup, lvcreateCommand, lvremoveCommand, vgFreeCommand
+        case enabledDiskTemplates, osSearchPath, pendingImportMaxAge, importConnectTimeout, importExportCommand
+        case requireSignedSpec, overridePolicy, stopTimeout
+        case startCommandTimeout, stopCommandTimeout, statusCommandTimeout, storageCommandTimeout, renameScriptTimeout
+    }
 
     /// A new name, NIC mapping and memory/CPU sizing are what a move legitimately changes;
     /// hypervisor and OS parameters (kernel paths, OS script inputs) and the disk template are not.
     public static let defaultOverridePolicy = ["name", "nics", "beparams"]
     public var effectiveOverridePolicy: [String] { overridePolicy ?? Self.defaultOverridePolicy }
     public var effectiveStopTimeout: Double { stopTimeout ?? 300 }
+    public var effectiveStartCommandTimeout: Double { startCommandTimeout ?? 300 }
+    public var effectiveStopCommandTimeout: Double { stopCommandTimeout ?? 300 }
+    public var effectiveStatusCommandTimeout: Double { statusCommandTimeout ?? 30 }
+    public var effectiveStorageCommandTimeout: Double { storageCommandTimeout ?? 120 }
+    public var effectiveRenameScriptTimeout: Double { renameScriptTimeout ?? 600 }
 
     public init(clusterName: String, nodeName: String, bindAddress: String = "0.0.0.0", port: Int = 5080,
                 dataAddress: String = "127.0.0.1") {
@@ -90,6 +114,13 @@ public struct AgentPaths: Sendable {
         guard let data = FileManager.default.contents(atPath: config) else {
             throw AgentError.configuration("no agent configuration at \(config); run 'gnt-move agent init' first")
         }
+        // A misspelt key would otherwise be ignored, its setting silently the default.
+        if case .object(let fields)? = try? JSONValue(parsing: Array(data)) {
+            let known = Set(AgentConfig.CodingKeys.allCases.map(\.stringValue))
+            if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
+                throw AgentError.configuration("\(config): '\(unknown)' is not a known key; expected one of \(AgentConfig.CodingKeys.allCases.map(\.stringValue).joined(separator: ", "))")
+            }
+        }
         let decoded: AgentConfig
         do {
             decoded = try JSONDecoder().decode(AgentConfig.self, from: data)
@@ -131,6 +162,14 @@ extension AgentConfig {
         }
         if let volumeGroup, !NameRules.isValid(volumeGroup, .volumeGroup) { throw refuse("volumeGroup", "is not a valid volume group name") }
         guard NameRules.isValid(nodeName, .hostname) else { throw refuse("nodeName", "is not a valid host name") }
+        let timeouts: [(String, Double?)] = [
+            ("stopTimeout", stopTimeout), ("startCommandTimeout", startCommandTimeout), ("stopCommandTimeout", stopCommandTimeout),
+            ("statusCommandTimeout", statusCommandTimeout), ("storageCommandTimeout", storageCommandTimeout),
+            ("renameScriptTimeout", renameScriptTimeout),
+        ]
+        for case let (key, seconds?) in timeouts where !(seconds > 0 && seconds <= 86_400) {
+            throw refuse(key, "is \(HostCommand.seconds(seconds)); expected seconds above 0, at most 86400")
+        }
         if hypervisorDriver == .command, startCommand == nil || stopCommand == nil || statusCommand == nil {
             throw refuse("hypervisorDriver", "is 'command', which needs startCommand, stopCommand and statusCommand (the status command must exit 0 only while the instance runs)")
         }

@@ -7,10 +7,11 @@ public protocol StorageBackend: Sendable {
     func plannedPath(instance: String, index: Int) -> String
     /// Creates disk `index` of `instance`, `sizeMiB` large, at ``plannedPath(instance:index:)``;
     /// returns its path.
-    func create(instance: String, index: Int, sizeMiB: Int64) throws -> String
-    func remove(path: String) throws
-    /// Bytes available for new disks.
-    func freeBytes() -> Int64
+    func create(instance: String, index: Int, sizeMiB: Int64) async throws -> String
+    func remove(path: String) async throws
+    /// Bytes available for new disks; throws when they cannot be counted (the LVM command
+    /// failed or timed out).
+    func freeBytes() async throws -> Int64
 }
 
 public struct FileStorage: StorageBackend {
@@ -58,6 +59,16 @@ public struct LVMStorage: StorageBackend {
     let lvcreate: String
     let lvremove: String
     let vgFree: String
+    /// Seconds each LVM command may take (``HostCommand``).
+    let timeout: Double
+
+    public init(volumeGroup: String, lvcreate: String, lvremove: String, vgFree: String, timeout: Double) {
+        self.volumeGroup = volumeGroup
+        self.lvcreate = lvcreate
+        self.lvremove = lvremove
+        self.vgFree = vgFree
+        self.timeout = timeout
+    }
 
     static func volumeName(instance: String, index: Int) -> String {
         "\(instance).disk\(index)".replacingOccurrences(of: "/", with: "_")
@@ -65,17 +76,20 @@ public struct LVMStorage: StorageBackend {
 
     public func plannedPath(instance: String, index: Int) -> String { "/dev/\(volumeGroup)/\(Self.volumeName(instance: instance, index: index))" }
 
-    public func create(instance: String, index: Int, sizeMiB: Int64) throws -> String {
-        try Shell.run("\(lvcreate) -L \(sizeMiB)m -n %s \(volumeGroup)", Self.volumeName(instance: instance, index: index))
+    public func create(instance: String, index: Int, sizeMiB: Int64) async throws -> String {
+        try await HostCommand("\(lvcreate) -L \(sizeMiB)m -n %s \(volumeGroup)", timeout: timeout).run(Self.volumeName(instance: instance, index: index))
         return plannedPath(instance: instance, index: index)
     }
 
-    public func remove(path: String) throws {
-        try Shell.run("\(lvremove) -f %s", path)
+    public func remove(path: String) async throws {
+        try await HostCommand("\(lvremove) -f %s", timeout: timeout).run(path)
     }
 
-    public func freeBytes() -> Int64 {
-        guard let text = try? Shell.run(vgFree, volumeGroup) else { return 0 }
-        return Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    public func freeBytes() async throws -> Int64 {
+        let text = try await HostCommand(vgFree, timeout: timeout).run(volumeGroup).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let bytes = Int64(text) else {
+            throw AgentError.configuration("command '\(vgFree)' for \(volumeGroup) printed '\(text.suffix(300))', not a number of free bytes (vgFreeCommand in agent.json)")
+        }
+        return bytes
     }
 }

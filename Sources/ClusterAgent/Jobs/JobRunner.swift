@@ -93,6 +93,8 @@ public final class JobRunner: Sendable {
         switch error {
         case let agent as AgentError:
             return .array([.string(agent.errorClass), .array([.string(agent.message), .string(agent.ecode)])])
+        case let timedOut as HostCommand.TimedOut:
+            return encode(AgentError.execution(timedOut.description))
         case let trust as TrustError:
             return .array([.string("OpPrereqError"), .array([.string(trust.message), .string(trust.ecode)])])
         default:

@@ -21,7 +21,7 @@ extension ClusterAgentService {
         op["dry_run"] = .bool(dryRun)
         return try jobs.submit(op: .object(op), summary: "INSTANCE_CREATE(\(name))") { [self] context in
             if dryRun {
-                if mode == "remote-import" { _ = try verifyRemoteImport(body: body, name: name) } else { _ = try validateCreation(body: body, name: name) }
+                if mode == "remote-import" { _ = try await verifyRemoteImport(body: body, name: name) } else { _ = try await validateCreation(body: body, name: name) }
                 context.log("dry run: every check passed; nothing was created")
                 return .array([.string(config.nodeName)])
             }
@@ -36,11 +36,11 @@ extension ClusterAgentService {
     /// What every creation checks before anything is made: the names, the numbers, the
     /// template, the hypervisor, the node and the space (Ganeti's error codes). Nothing from the
     /// body reaches a path, a command or a script before this passed.
-    func validateCreation(body: JSONValue, name: String) throws -> InstanceSpec {
+    func validateCreation(body: JSONValue, name: String) async throws -> InstanceSpec {
         guard !name.isEmpty else { throw AgentError.wrongInput("Missing instance name") }
         try SpecValidation.name(name, .hostname, "instance name")
         let spec = try parseSpec(body: body, name: name)
-        try checkPlacement(spec, body: body)
+        try await checkPlacement(spec, body: body)
         return spec
     }
 
@@ -80,7 +80,7 @@ extension ClusterAgentService {
 
     /// Whether this cluster can hold the instance: name free, template and hypervisor enabled,
     /// node known, space free.
-    func checkPlacement(_ spec: InstanceSpec, body: JSONValue) throws {
+    func checkPlacement(_ spec: InstanceSpec, body: JSONValue) async throws {
         guard try database.instance(spec.name) == nil else { throw AgentError.exists("Instance '\(spec.name)' is already in the cluster") }
         guard config.enabledDiskTemplates.contains(spec.diskTemplate) else {
             throw AgentError.wrongInput("Disk template '\(spec.diskTemplate)' is not enabled in cluster (enabled: \(config.enabledDiskTemplates.joined(separator: ", ")))")
@@ -93,7 +93,7 @@ extension ClusterAgentService {
             throw AgentError.unknown("Node '\(pnode)' not known (this cluster's node is '\(config.nodeName)')")
         }
         let needed = try SpecValidation.totalBytes(spec.disks.map(\.size))
-        let free = storage.freeBytes()
+        let free = try await storage.freeBytes()
         guard needed <= free else {
             throw AgentError.noSpace("Not enough disk space on node \(config.nodeName): \(needed >> 20) MiB needed, \(free >> 20) MiB free")
         }
@@ -104,7 +104,7 @@ extension ClusterAgentService {
     /// `importing` instances with their disks. A planned disk path that already exists is
     /// refused before anything is recorded; one that appears meanwhile is dropped from the record
     /// before the failure is handled, so no cleanup ever deletes a file the agent did not create.
-    func materialize(_ requested: InstanceSpec, lifecycle: String, context: JobContext) throws -> InstanceRecord {
+    func materialize(_ requested: InstanceSpec, lifecycle: String, context: JobContext) async throws -> InstanceRecord {
         // `generate`/`auto` MACs get an address of their own, as Ganeti gives them.
         let spec = MACAddresses.resolving(requested, taken: try database.instances())
         let planned = spec.disks.indices.map { storage.plannedPath(instance: spec.name, index: $0) }
@@ -118,12 +118,12 @@ extension ClusterAgentService {
         var created = 0
         do {
             for (index, disk) in spec.disks.enumerated() {
-                _ = try storage.create(instance: spec.name, index: index, sizeMiB: disk.size)
+                _ = try await storage.create(instance: spec.name, index: index, sizeMiB: disk.size)
                 created += 1
             }
         } catch {
             try? database.update(spec.name) { $0.diskPaths = Array(planned.prefix(created)) }
-            try? remove(spec.name, context: nil)
+            try? await remove(spec.name, context: nil)
             throw error
         }
         try database.update(spec.name) { $0.lifecycle = lifecycle }
@@ -131,18 +131,18 @@ extension ClusterAgentService {
     }
 
     func create(body: JSONValue, name: String, context: JobContext) async throws -> JSONValue {
-        let spec = try validateCreation(body: body, name: name)
-        _ = try materialize(spec, lifecycle: "ready", context: context)
+        let spec = try await validateCreation(body: body, name: name)
+        _ = try await materialize(spec, lifecycle: "ready", context: context)
         if body["start"]?.boolValue ?? true {
             context.log("* starting instance...")
-            try start(name)
+            try await start(name)
         }
         return .array([.string(config.nodeName)])
     }
 
     func remoteImport(body: JSONValue, name: String, context: JobContext) async throws -> JSONValue {
         // Everything relayed by the third party is checked before anything is created.
-        let plan = try verifyRemoteImport(body: body, name: name)
+        let plan = try await verifyRemoteImport(body: body, name: name)
         let (spec, sourceName, sourceCertificate) = (plan.spec, plan.sourceName, plan.sourceCertificate)
         if !plan.signed { context.log("no signed instance spec: the instance is built from the request as relayed (a Ganeti source)") }
         for line in plan.overrides { context.log("override declared by the request and allowed by this cluster's policy: \(line)") }
@@ -151,13 +151,13 @@ extension ClusterAgentService {
         activeImports.withLock { _ = $0.insert(name) }
         defer { activeImports.withLock { _ = $0.remove(name) } }
         context.log("* preparing remote import...")
-        let record = try materialize(spec, lifecycle: "importing", context: context)
+        let record = try await materialize(spec, lifecycle: "importing", context: context)
         var daemons: [DiskTransferProcess] = []
         var keyName: String?
-        func discard() {
+        func discard() async {
             daemons.forEach { $0.kill() }
             if let keyName { try? importKeyStore.remove(name: keyName) }
-            try? remove(name, context: nil)
+            try? await remove(name, context: nil)
         }
         do {
             let key = try importKeyStore.create(secret: secret)
@@ -197,16 +197,17 @@ extension ClusterAgentService {
                 throw AgentError.execution("Disk(s) \(failed.joined(separator: ", ")) failed to import; the half-created instance was removed")
             }
         } catch {
-            discard()
+            await discard()
             throw error
         }
         if let keyName { try? importKeyStore.remove(name: keyName) }
         daemons.forEach { $0.removeFolder() }
-        try await osScripts.renameIfNeeded(spec: spec, oldName: sourceName, diskPaths: record.diskPaths, context: context)
+        try await osScripts.renameIfNeeded(spec: spec, oldName: sourceName, diskPaths: record.diskPaths, timeout: config.effectiveRenameScriptTimeout,
+                                           context: context)
         try database.update(name) { $0.lifecycle = "ready" }
         if body["start"]?.boolValue ?? false {
             context.log("* starting instance...")
-            try start(name)
+            try await start(name)
         }
         return .array([.string(config.nodeName)])
     }

@@ -64,7 +64,9 @@ struct OSScripts {
         return (.init(folder: folder, environment: environment), nil)
     }
 
-    func renameIfNeeded(spec: InstanceSpec, oldName: String, diskPaths: [String], context: JobContext) async throws {
+    /// Runs the OS's `rename` script (from its folder, as Ganeti does) when the name changed;
+    /// `timeout` in seconds (``HostCommand``).
+    func renameIfNeeded(spec: InstanceSpec, oldName: String, diskPaths: [String], timeout: Double, context: JobContext) async throws {
         guard spec.name != oldName, let os = spec.os else { return }
         guard let folder = folder(for: os) else {
             context.log(" - WARNING: OS '\(os)' not found; rename script for \(spec.name) not run")
@@ -73,6 +75,6 @@ struct OSScripts {
         context.log("Running rename script for \(spec.name)")
         var env = environment(spec: spec, diskPaths: diskPaths)
         env["OLD_INSTANCE_NAME"] = oldName
-        try Shell.run("cd \"$(dirname %s)\" && ./rename", folder + "/rename", environment: env)
+        try await HostCommand("cd \"$(dirname %s)\" && ./rename", timeout: timeout).run(folder + "/rename", environment: env)
     }
 }

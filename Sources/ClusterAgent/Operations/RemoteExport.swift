@@ -40,12 +40,13 @@ extension ClusterAgentService {
         guard record.spec.disks.count == record.diskPaths.count else {
             throw AgentError.configuration("Instance \(name) has \(record.spec.disks.count) disk sizes for \(record.diskPaths.count) disk paths")
         }
-        let wasRunning = record.adminState == "up" || isRunning(record)
+        let recordedUp = record.adminState == "up"
+        let wasRunning = try await recordedUp ? true : isRunning(record)
         let shutdown = body["shutdown"]?.boolValue ?? true
         let liveCopy = body["gnt_move_live_copy"]?.boolValue ?? false
         if shutdown, wasRunning {
             context.log("Shutting down instance \(name)")
-            try stop(name)
+            try await stop(name)
         }
         // A disk copied while its VM runs is a corrupt copy: the driver must confirm the
         // instance is off, unless the operator asked for a live copy explicitly.
@@ -57,7 +58,7 @@ extension ClusterAgentService {
             } catch {
                 if wasRunning {
                     context.log("Starting instance \(name) again: it was not confirmed off, nothing was read")
-                    try? start(name)
+                    try? await start(name)
                 }
                 throw error
             }
@@ -92,14 +93,14 @@ extension ClusterAgentService {
         guard allDone else {
             if wasRunning, shutdown {
                 context.log("Starting instance \(name) again after the failed export")
-                try? start(name)
+                try? await start(name)
             }
             let failed = results.enumerated().filter { !$0.element }.map { String($0.offset) }
             throw AgentError.execution("Export failed, errors in disk export: disk(s) \(failed.joined(separator: ", "))")
         }
         if body["remove_instance"]?.boolValue ?? false {
             context.log("Removing instance \(name)")
-            try remove(name, context: context)
+            try await remove(name, context: context)
         }
         return .array([.bool(true), .array(results.map(JSONValue.bool))])
     }

@@ -25,7 +25,7 @@ extension ClusterAgentService {
     /// can prove a destination instance is the move's own before removing it.
     static let moveTagPrefix = "gnt-move:move:"
 
-    func verifyRemoteImport(body: JSONValue, name: String) throws -> RemoteImportPlan {
+    func verifyRemoteImport(body: JSONValue, name: String) async throws -> RemoteImportPlan {
         try ExportHandshake.check(body["source_handshake"] ?? .null, secret: secret)
         guard let signedCertificate = body["source_x509_ca"]?.stringValue else { throw AgentError.wrongInput("Missing source_x509_ca") }
         let sourceCertificate = try SignedCertificate.verify(signedCertificate, secret: secret).certificate
@@ -40,7 +40,7 @@ extension ClusterAgentService {
             if config.requireSignedSpec == true {
                 throw AgentError.wrongInput("gnt_move_signed_spec: this cluster requires a signed instance spec for every remote import (requireSignedSpec), and the request carries none")
             }
-            try checkPlacement(requested, body: body)
+            try await checkPlacement(requested, body: body)
             return RemoteImportPlan(spec: requested, sourceCertificate: sourceCertificate, sourceName: sourceName, signed: false, overrides: [],
                                     compression: compression)
         }
@@ -63,7 +63,7 @@ extension ClusterAgentService {
         // The instance is built from the signed spec; only the move's identity tag comes from the request.
         expected.tags = expected.tags.filter { !$0.hasPrefix(Self.moveTagPrefix) } + requested.tags.filter { $0.hasPrefix(Self.moveTagPrefix) }
         try SpecValidation.check(expected)
-        try checkPlacement(expected, body: body)
+        try await checkPlacement(expected, body: body)
         return RemoteImportPlan(spec: expected, sourceCertificate: sourceCertificate, sourceName: sourceName, signed: true,
                                 overrides: overrides.descriptions, compression: compression)
     }

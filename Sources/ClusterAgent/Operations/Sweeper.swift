@@ -8,8 +8,8 @@ import MoveTrust
 extension ClusterAgentService {
     /// At start-up no job of this agent can be running, so every instance still marked
     /// `creating` or `importing` was abandoned by a crash, and every daemon left in the import-export folder
-    /// is an orphan.
-    func recoverAfterRestart() {
+    /// is an orphan. Run by ``AgentServer/run(service:limits:onListening:)`` before it serves.
+    public func recoverAfterRestart() async {
         for folder in transferFolders() {
             if let text = try? String(contentsOfFile: folder + "/pid", encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
                let command = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8), command.contains(ImportExportOptions.subcommand) {
@@ -18,14 +18,14 @@ extension ClusterAgentService {
             try? FileManager.default.removeItem(atPath: folder)
         }
         for record in (try? database.instances()) ?? [] where record.lifecycle == "importing" || record.lifecycle == "creating" {
-            try? remove(record.name, context: nil)
+            try? await remove(record.name, context: nil)
         }
         for name in importKeyStore.names() { try? importKeyStore.remove(name: name) }
     }
 
     /// The periodic sweep; returns what it removed.
     @discardableResult
-    public func sweep(now: Double = Date().timeIntervalSince1970) -> [String] {
+    public func sweep(now: Double = Date().timeIntervalSince1970) async -> [String] {
         var removed: [String] = []
         for store in [keyStore, importKeyStore] {
             for name in store.names() {
@@ -38,7 +38,7 @@ extension ClusterAgentService {
         }
         for record in (try? database.instances()) ?? [] where record.lifecycle == "importing" && now - record.ctime > config.pendingImportMaxAge
             && !activeImports.withLock({ $0.contains(record.name) }) {
-            try? remove(record.name, context: nil)
+            try? await remove(record.name, context: nil)
             removed.append("pending import \(record.name)")
         }
         return removed

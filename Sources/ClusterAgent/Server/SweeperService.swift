@@ -13,8 +13,8 @@ struct SweeperService: Service {
         try? await cancelWhenGracefulShutdown {
             while true {
                 try await Task.sleep(for: interval)
-                // File and process work: off the cooperative pool.
-                let removed = await Task.detached { agent.sweep() }.value
+                // Host commands (stop, lvremove) are awaited, never waited for on a thread.
+                let removed = await agent.sweep()
                 for line in removed { logger.notice("sweep removed \(line)") }
             }
         }
