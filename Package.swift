@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "GanetiClusterTests", dependencies: ["MoveCoordinator", "TestSupport", "AgentTestSupport"]),
         .testTarget(name: "ClusterAgentTests", dependencies: ["ClusterAgent", "MoveCoordinator", "MoveTrust", "OpenSSLSupport", "TestSupport", "AgentTestSupport"]),
         .testTarget(name: "CoordinatorTests", dependencies: [
-            "MoveCoordinator", "MoveTrust", "ClusterAgent", "TestSupport", "AgentTestSupport",
+            "MoveCoordinator", "MoveTrust", "ClusterAgent", "BlockStream", "TestSupport", "AgentTestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),

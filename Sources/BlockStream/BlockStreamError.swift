@@ -8,6 +8,8 @@ public struct BlockStreamError: Error, CustomStringConvertible, Sendable, Equata
         case beyondDestination
         /// A resume journal written for another destination file or device.
         case journalOfAnotherDestination
+        /// `--abort-after`: the exporter stopped as asked (a simulated crash; never resumed).
+        case stoppedAsAsked
     }
 
     public let kind: Kind

@@ -88,6 +88,9 @@ public final class ClusterAgentService: Sendable {
             "software_version": .string("gnt-move \(GntMoveVersion.current) (Ganeti RAPI 2 compatible)"),
             "gnt_move_hypervisor_driver": .string(config.hypervisorDriver == .fake
                 ? "fake: demos and tests only, instances are records and no VM runs" : config.hypervisorDriver.rawValue),
+            // Where remote sources send disks (a gnt-move extension: preflight warns about a
+            // loopback address published to a source on another host).
+            "gnt_move_data_address": .string(config.dataAddress),
             "protocol_version": .int(3_000_000),
             "os_api_version": .int(20),
             "export_version": .int(0),

@@ -19,4 +19,25 @@ public enum HostIdentity {
         let name = String(cString: canonical)
         return name.isEmpty ? host : name
     }
+
+    /// The numeric addresses `host` resolves to (IPv4 and IPv6, in the resolver's order); an
+    /// address literal resolves to itself; empty when it does not resolve.
+    public static func addresses(of host: String) -> [String] {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &result) == 0, let result else { return [] }
+        defer { freeaddrinfo(result) }
+        var addresses: [String] = []
+        var entry: UnsafeMutablePointer<addrinfo>? = result
+        while let current = entry {
+            var text = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+            if getnameinfo(current.pointee.ai_addr, current.pointee.ai_addrlen, &text, socklen_t(text.count), nil, 0, NI_NUMERICHOST) == 0 {
+                let address = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                if !addresses.contains(address) { addresses.append(address) }
+            }
+            entry = current.pointee.ai_next
+        }
+        return addresses
+    }
 }

@@ -14,6 +14,26 @@ public enum NetworkNames {
         return inet_pton(AF_INET6, text, &address) == 1
     }
 
+    /// 127.0.0.0/8 or ::1 (and ::ffff:127.x.y.z): an address only this host can reach.
+    public static func isLoopback(_ address: String) -> Bool {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, address, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        let lower = address.lowercased()
+        if lower.hasPrefix("::ffff:") { return isLoopback(String(lower.dropFirst(7))) }
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, address, &v6) == 1 else { return lower == "localhost" }
+        return withUnsafeBytes(of: &v6) { bytes in bytes.prefix(15).allSatisfy { $0 == 0 } && bytes[15] == 1 }
+    }
+
+    /// 0.0.0.0 or `::`: every address of the host.
+    public static func isWildcard(_ address: String) -> Bool {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, address, &v4) == 1 { return v4.s_addr == 0 }
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, address, &v6) == 1 else { return false }
+        return withUnsafeBytes(of: &v6) { bytes in bytes.allSatisfy { $0 == 0 } }
+    }
+
     /// `Hostname.GetNormalizedName`: lower case, `^[a-z0-9._-]{1,255}$`, no empty label, one
     /// trailing dot dropped.
     public static func normalizedHostname(_ name: String) -> String? {

@@ -3,6 +3,7 @@ import BlockStream
 import ClusterAgent
 import Foundation
 import MoveCoordinator
+import MoveTrust
 
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,7 +19,9 @@ struct AgentCommand: AsyncParsableCommand {
         @Option(name: .customLong("cluster-name"), help: "This cluster's name.") var clusterName: String
         @Option(help: "HTTPS port.") var port = 5080
         @Option(help: "Address to serve on.") var bind = "0.0.0.0"
-        @Option(name: .customLong("data-address"), help: "Address the import daemons listen on and publish in the signed disk info.") var dataAddress = "127.0.0.1"
+        @Option(name: .customLong("data-address"),
+                help: "Address the import daemons listen on and publish in the signed disk info (default: the --bind address, or with a wildcard --bind the node name's first non-loopback address).")
+        var dataAddress: String?
         @Option(name: .customLong("node-name"), help: "This node's name (default: the host's FQDN).") var nodeName: String?
         @Option(help: ArgumentHelp("Use this cluster domain secret instead of making one.", valueName: "FILE")) var secret: String?
         @Option(help: "RAPI user with write access (default: 'gnt-move' with a generated password in DIR/password).") var user: String?
@@ -53,6 +56,10 @@ struct AgentCommand: AsyncParsableCommand {
             let root = URL(fileURLWithPath: dir).standardizedFileURL.path
             let password = try AgentInitializer.initialize(paths: AgentPaths(root: root), options: options)
             print("agent for cluster \(clusterName) initialised in \(dir)")
+            let published = try AgentInitializer.dataAddress(for: options)
+            if NetworkNames.isLoopback(published) && !NetworkNames.isLoopback(bind) {
+                Console.error("warning: the data address \(published) is loopback: only sources on this host can send disks here (see --data-address)")
+            }
             if password != nil { print("RAPI user 'gnt-move' with write access; its password is in \(dir)/password") }
         }
     }

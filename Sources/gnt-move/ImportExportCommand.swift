@@ -43,6 +43,9 @@ struct ImportExportCommand: ParsableCommand {
     @Flag(name: .daemon(.targetIsZero), help: "Import: the destination device already reads as zeros; skip zero ranges.")
     var targetIsZero = false
     @Option(name: .daemon(.journal), help: ArgumentHelp("The resume journal (default: STATUSFILE.journal).", valueName: "FILE")) var journal: String?
+    @Option(name: .daemon(.reconnect),
+            help: ArgumentHelp("gnt-move/1: when the connection breaks, export reconnects and resumes, import listens again on its port, for up to this many seconds (default 0: the transfer ends).", valueName: "SECONDS"))
+    var reconnect: Double = 0
     @Option(name: .daemon(.abortAfter), help: .hidden) var abortAfter: Int64?
 
     func validate() throws {
@@ -54,6 +57,7 @@ struct ImportExportCommand: ParsableCommand {
         if let expectedSize, expectedSize < 0 || expectedSize.multipliedReportingOverflow(by: ImportExportOptions.expectedSizeUnit).overflow {
             throw ValidationError("--expected-size \(expectedSize) is not a size in MiB")
         }
+        if !(0...86400).contains(reconnect) { throw ValidationError("--reconnect must be from 0 to 86400 seconds") }
         if handshakeTimeout <= 0 { throw ValidationError("--handshake-timeout must be positive") }
         if connectRetries < 0 { throw ValidationError("--connect-retries must not be negative") }
         if resume && mode == .import { throw ValidationError("--resume is for export; the importer resumes from its journal when asked") }
@@ -79,6 +83,7 @@ struct ImportExportCommand: ParsableCommand {
         options.bandwidthLimit = bwlimit?.bytes
         options.targetIsZero = targetIsZero
         options.journalPath = journal
+        options.reconnectWindow = reconnect
         options.abortAfter = abortAfter
         return options
     }

@@ -195,9 +195,9 @@ struct MoveCommand: AsyncParsableCommand {
                     for check in checks {
                         if json {
                             Console.json(.object(["event": .string("preflight"), "instance": .string(request.instance), "check": .string(check.name),
-                                                  "passed": .bool(check.passed), "detail": .string(check.detail)]))
+                                                  "passed": .bool(check.passed), "warning": .bool(check.warning), "detail": .string(check.detail)]))
                         } else {
-                            print("\(request.instance): \(check.passed ? "ok  " : "FAIL") \(check.name): \(check.detail)")
+                            print("\(request.instance): \(check.passed ? (check.warning ? "WARN" : "ok  ") : "FAIL") \(check.name): \(check.detail)")
                         }
                     }
                     failed = failed || checks.contains { !$0.passed }

@@ -2,6 +2,7 @@ import AgentTestSupport
 import ClusterAgent
 import Foundation
 import MoveCoordinator
+import MoveTrust
 import TestSupport
 import XCTest
 
@@ -83,7 +84,7 @@ final class CLIContractTests: XCTestCase {
         let folder = TemporaryDirectory("contract")
         let passwordFile = folder.write("pw", "s3cret-pass\n")
         let result = try runProcess(Repository.gntMove, ["agent", "init", "--dir", "relative-agent", "--cluster-name", "c1",
-                                                         "--hypervisor-driver", "fake", "--password-file", passwordFile],
+                                                         "--hypervisor-driver", "fake", "--password-file", passwordFile, "--bind", "127.0.0.1"],
                                     currentDirectory: folder.path)
         XCTAssertEqual(result.status, 0, result.stderr)
         let config = try JSONValue(parsing: try String(contentsOfFile: folder.file("relative-agent/agent.json"), encoding: .utf8))
@@ -133,6 +134,56 @@ final class CLIContractTests: XCTestCase {
                 XCTAssertFalse(result.stdout.contains(leak), "\(option) shows '\(leak)': \(result.stdout)")
             }
         }
+    }
+
+    /// `agent init` never publishes a loopback data address by default for an agent that serves
+    /// other hosts, and `--preflight` warns when a destination does so to a source on another host.
+    func testDataAddressDefaultsAndTheLoopbackWarning() throws {
+        let folder = TemporaryDirectory("contract")
+        func initAgent(_ name: String, _ extra: [String]) throws -> (ProcessResult, JSONValue?) {
+            let result = try gntMove(arguments: ["agent", "init", "--dir", folder.file(name), "--cluster-name", name, "--hypervisor-driver", "fake"] + extra)
+            let config = try? JSONValue(parsing: String(contentsOfFile: folder.file(name + "/agent.json"), encoding: .utf8))
+            return (result, config)
+        }
+        // Every address, and a node name that resolves only to loopback: nothing to publish.
+        let (wildcard, none) = try initAgent("a", ["--node-name", "localhost"])
+        XCTAssertEqual(wildcard.status, 1)
+        XCTAssertEqual(wildcard.stderr, "gnt-move: --data-address is needed: the agent binds 0.0.0.0 and its node name localhost resolves only to 127.0.0.1 (loopback), so there is no address to publish that a remote source can reach\n")
+        XCTAssertNil(none, "nothing is created")
+        // One address: the daemons listen there too.
+        let (one, oneConfig) = try initAgent("b", ["--bind", "192.0.2.77"])
+        XCTAssertEqual(one.status, 0, one.stderr)
+        XCTAssertEqual(oneConfig?["dataAddress"]?.stringValue, "192.0.2.77")
+        // Every address, and a node name with a routable address.
+        let (node, nodeConfig) = try initAgent("c", ["--node-name", "198.51.100.9"])
+        XCTAssertEqual(node.status, 0, node.stderr)
+        XCTAssertEqual(nodeConfig?["dataAddress"]?.stringValue, "198.51.100.9")
+        // Loopback chosen by the operator for an agent serving every address: a warning.
+        let (chosen, chosenConfig) = try initAgent("d", ["--node-name", "localhost", "--data-address", "127.0.0.1"])
+        XCTAssertEqual(chosen.status, 0, chosen.stderr)
+        XCTAssertEqual(chosenConfig?["dataAddress"]?.stringValue, "127.0.0.1")
+        XCTAssertTrue(chosen.stderr.contains("warning: the data address 127.0.0.1 is loopback"), chosen.stderr)
+
+        // Preflight: a destination publishing loopback, reached by a source at another address.
+        let addresses = try runProcess("/bin/hostname", ["-I"]).stdout.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        guard let routable = addresses.first(where: { NetworkNames.isIPv4($0) && !NetworkNames.isLoopback($0) }) else {
+            throw XCTSkip("this host has no non-loopback IPv4 address")
+        }
+        let destination = try AgentHarness.startedWithOneInstance("contract-dst", cluster: "cluster-b")
+        defer { destination.stop() }
+        let source = try AgentHarness(cluster: "cluster-a", secret: destination.folder.file("cds"), folder: destination.folder, bind: "0.0.0.0")
+        try source.start()
+        defer { source.stop() }
+        let image = source.folder.file("source-vm1.img")
+        try TestData.writeMixed(image, size: 1 << 20)
+        try source.addInstance("vm1", disks: [image])
+        let sourceEnd = MoveEnd(host: routable, port: source.port, caFile: source.dir + "/rapi.crt", passwordFile: source.dir + "/password")
+        let destinationEnd = MoveEnd(host: "127.0.0.1", port: destination.port, caFile: destination.dir + "/rapi.crt", passwordFile: destination.dir + "/password")
+        let remote = try gntMove(arguments: sourceEnd.moveArguments(to: destinationEnd, ["vm1"], stateDir: source.folder.file("state")) + ["--preflight"])
+        XCTAssertTrue(remote.stdout.contains("WARN data address: the destination publishes 127.0.0.1, a loopback address, but the source \(routable) is another host"),
+                      remote.stdout + remote.stderr)
+        let local = try gntMove(arguments: MoveEnd(host: "127.0.0.1", port: source.port, caFile: source.dir + "/rapi.crt", passwordFile: source.dir + "/password").moveArguments(to: destinationEnd, ["vm1"], stateDir: source.folder.file("state")) + ["--preflight"])
+        XCTAssertTrue(local.stdout.contains("ok   data address: 127.0.0.1 (loopback; the source is on the same host)"), local.stdout)
     }
 
     /// `--net idx:mac=generate` gives the destination NIC a new address (Ganeti's prefix), and

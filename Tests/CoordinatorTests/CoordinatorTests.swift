@@ -1,4 +1,5 @@
 import AgentTestSupport
+import BlockStream
 import Foundation
 import MoveCoordinator
 import MoveTrust
@@ -144,6 +145,49 @@ final class CoordinatorTests: XCTestCase {
         XCTAssertTrue(waitFor(timeout: 30) { self.source.keyNames.isEmpty && self.destination.keyNames.isEmpty })
         let restored = try await source.client().instance("slow")
         XCTAssertEqual(restored["status"]?.stringValue, "running", "started again")
+    }
+
+    /// The data connection of a move between two agents is reset at about half-way (both
+    /// sockets, as `ss -K` does): the disk continues from the importer's journal in the same
+    /// move, and the event stream and `status` say so.
+    func testCutDataConnectionContinuesTheDisk() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/ss") else { throw XCTSkip("ss (iproute2) is not installed") }
+        let size = 48 << 20
+        let image = folder.file("cut.img")
+        try TestData.writeRandom(image, size: size)
+        let digest = try TestData.sha256(image)
+        try source.addInstance("cut", disks: [image], extra: ["--running"])
+        let move = try BackgroundProcess(Repository.gntMove, moveArguments(["cut"], extra: ["--json", "--bwlimit", "8M"]))
+        // The importer's port, from its status file, once the exporter is connected.
+        var port: Int?
+        XCTAssertTrue(waitFor(timeout: 60) {
+            let folders = (try? FileManager.default.contentsOfDirectory(atPath: self.destination.dir + "/import-export")) ?? []
+            for name in folders where name.hasPrefix("import-disk0-") {
+                let status = try? ImportExportStatus.load(path: self.destination.dir + "/import-export/\(name)/status")
+                if status?.connected == true { port = status?.listen_port }
+            }
+            return port != nil
+        }, "the transfer never connected")
+        let dataPort = try XCTUnwrap(port)
+        Thread.sleep(forTimeInterval: 3)
+        let cut = try runProcess("/usr/bin/ss", ["-K", "-t", "-n", "( sport = :\(dataPort) or dport = :\(dataPort) )"])
+        XCTAssertGreaterThan(cut.stdout.split(separator: "\n").filter { $0.contains("ESTAB") }.count, 0, "nothing to cut: \(cut.stdout)")
+        XCTAssertEqual(move.wait(timeout: 120), 0, move.stdout + move.stderr)
+        let lines = try events(move.stdout)
+        XCTAssertEqual(lines.last?["event"]?.stringValue, "move-done", move.stdout)
+        let resumed = lines.filter { $0["step"]?.stringValue == "resume-transfer" }
+        XCTAssertEqual(resumed.count, 1, move.stdout)
+        let offset = try XCTUnwrap(resumed.first?["offset"]?.integerValue)
+        XCTAssertGreaterThan(offset, 8 << 20, "the bytes before the cut were kept")
+        try SchemaValidation.validate(move.stdout.split(separator: "\n").map(String.init), schema: "run-event.schema.json")
+        XCTAssertEqual(try TestData.sha256(destination.dir + "/disks/cut.disk0"), digest)
+        // The disk did not start over: the wire carried about one disk, not one and a half.
+        let done = try XCTUnwrap(lines.first { $0["event"]?.stringValue == "disk-done" }?["message"]?.stringValue)
+        let wire = try XCTUnwrap(done.components(separatedBy: ", ").first { $0.hasSuffix("bytes on the wire") }.flatMap { Int64($0.split(separator: " ")[0]) }, done)
+        XCTAssertLessThan(wire, Int64(size) + Int64(12 << 20), done)
+        XCTAssertEqual(source.keyNames + destination.keyNames, [])
+        let status = try JSONValue(parsing: try gntMove("status", "--json", "--state-dir", stateDir).stdout)
+        XCTAssertEqual(status.arrayValue?.first?["transfer_resumes"]?.arrayValue?.first?["offset"]?.integerValue, offset)
     }
 
     func testPreflightChecksWithoutMovingAnything() async throws {

@@ -68,21 +68,25 @@ final class TamperingProxy: @unchecked Sendable {
 
 /// Rewrites of signed material inside job results and log entries.
 enum Tamper {
-    /// Applies `change` to the message of every `remote-import` log entry in a job answer.
+    /// Applies `change` to the message of every `remote-import` log entry in a job answer: a
+    /// job's `oplog` (`/2/jobs/ID`) or the new `log_entries` of a `/2/jobs/ID/wait` answer.
     static func remoteImport(_ body: JSONValue, _ change: (inout [String: JSONValue]) -> Void) -> JSONValue {
-        guard case .object(var job) = body, case .array(var oplog)? = job["oplog"] else { return body }
-        for (opIndex, op) in oplog.enumerated() {
-            guard case .array(var entries) = op else { continue }
-            for (index, entry) in entries.enumerated() {
+        func rewrite(_ entries: [JSONValue]) -> [JSONValue] {
+            entries.map { entry in
                 guard case .array(var parts) = entry, parts.count == 4, parts[2].stringValue == "remote-import",
-                      case .object(var message) = parts[3] else { continue }
+                      case .object(var message) = parts[3] else { return entry }
                 change(&message)
                 parts[3] = .object(message)
-                entries[index] = .array(parts)
+                return .array(parts)
             }
-            oplog[opIndex] = .array(entries)
         }
-        job["oplog"] = .array(oplog)
+        guard case .object(var job) = body else { return body }
+        if case .array(let oplog)? = job["oplog"] {
+            job["oplog"] = .array(oplog.map { op in op.arrayValue.map { .array(rewrite($0)) } ?? op })
+        }
+        if case .array(let entries)? = job["log_entries"] {
+            job["log_entries"] = .array(rewrite(entries))
+        }
         return .object(job)
     }
 

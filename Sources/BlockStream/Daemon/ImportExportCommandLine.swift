@@ -19,7 +19,7 @@ extension ImportExportOptions {
         case streamProtocol = "protocol"
         case resume, bwlimit
         case targetIsZero = "target-is-zero"
-        case journal
+        case journal, reconnect
         case abortAfter = "abort-after"
 
         /// `--name`, as it appears on a command line.
@@ -61,6 +61,7 @@ extension ImportExportOptions {
         add(.bwlimit, bandwidthLimit.map { String($0) })
         add(.targetIsZero, if: targetIsZero)
         add(.journal, journalPath)
+        add(.reconnect, reconnectWindow > 0 ? String(reconnectWindow) : nil)
         add(.abortAfter, abortAfter.map { String($0) })
         return arguments
     }

@@ -74,23 +74,48 @@ public enum ImportExportDaemon {
         // a stray connection must not end the import. Connections are authenticated side by
         // side, each within --handshake-timeout, so an idle or hostile one cannot hold up the
         // exporter; only the first that authenticates is used.
-        let acceptor = try ImportAcceptor(listener: listener, context: context, handshakeTimeout: options.handshakeTimeout, reporter: reporter)
-        let deadline = Monotonic.now() + options.connectTimeout
-        guard let (connection, peer) = try acceptor.accept(until: deadline) else {
-            let detail = acceptor.lastRejection.map { "; last attempt: \($0)" } ?? ""
-            throw BlockStreamError(.timeout, "no authenticated connection within \(formatSeconds(options.connectTimeout))\(detail)")
-        }
-        if try negotiate(connection, options, peer: "the exporter at \(peer)", reporter: reporter) {
-            let importer = V1StreamImporter(settings: options.stream, reporter: reporter, journalPath: options.effectiveJournalPath,
-                                            targetIsZero: options.targetIsZero,
-                                            binding: { size in try journalBinding(options, context: context, role: "import", size: size) })
-            let digest = try importer.run(connection: connection, sink: sink)
-            reporter.update { $0.digest = DiskDigest.render(digest) }
-            reporter.log("received the disk into \(sink.name); digest \(DiskDigest.render(digest)) matches the exporter's")
-        } else {
+        let (connection, peer) = try authenticatedConnection(listener, context: context, options, reporter: reporter, within: options.connectTimeout)
+        guard try negotiate(connection, options, peer: "the exporter at \(peer)", reporter: reporter) else {
             try GanetiStreamImporter(settings: options.stream, reporter: reporter).run(connection: connection, sink: sink)
             reporter.log("received \(sink.bytesWritten) bytes into \(sink.name)")
+            return
         }
+        let importer = V1StreamImporter(settings: options.stream, reporter: reporter, journalPath: options.effectiveJournalPath,
+                                        targetIsZero: options.targetIsZero,
+                                        binding: { size in try journalBinding(options, context: context, role: "import", size: size) })
+        var current = connection
+        while true {
+            do {
+                let digest = try importer.run(connection: current, sink: sink)
+                reporter.update { $0.digest = DiskDigest.render(digest) }
+                reporter.log("received the disk into \(sink.name); digest \(DiskDigest.render(digest)) matches the exporter's")
+                return
+            } catch where options.reconnectWindow > 0 && ConnectionBreak.isBreak(error) {
+                // What arrived and verified is durable and journaled; the same exporter (the
+                // pinned certificate, the same magic) may come back to the same port and resume.
+                reporter.log("the connection broke (\(error)); listening again on port \(listener.port) for up to \(formatSeconds(options.reconnectWindow)) for the exporter to resume")
+                reporter.update { $0.connected = false }
+                let again = try TCPListener(bind: options.bind, port: listener.port, family: options.family)
+                let (next, nextPeer) = try authenticatedConnection(again, context: context, options, reporter: reporter, within: options.reconnectWindow)
+                guard try negotiate(next, options, peer: "the exporter at \(nextPeer)", reporter: reporter) else {
+                    next.abort()
+                    throw BlockStreamError(.protocolError, "the exporter came back without gnt-move/1; a broken transfer continues only with it")
+                }
+                current = next
+            }
+        }
+    }
+
+    /// The first connection on `listener` that authenticates within `seconds` (the listener is
+    /// closed afterwards).
+    static func authenticatedConnection(_ listener: TCPListener, context: TLSContext, _ options: ImportExportOptions,
+                                        reporter: StatusReporter, within seconds: Double) throws -> (TLSConnection, String) {
+        let acceptor = try ImportAcceptor(listener: listener, context: context, handshakeTimeout: options.handshakeTimeout, reporter: reporter)
+        guard let (connection, peer) = try acceptor.accept(until: Monotonic.now() + seconds) else {
+            let detail = acceptor.lastRejection.map { "; last attempt: \($0)" } ?? ""
+            throw BlockStreamError(.timeout, "no authenticated connection within \(formatSeconds(seconds))\(detail)")
+        }
+        return (connection, peer)
     }
 
     static func runExport(_ options: ImportExportOptions, reporter: StatusReporter) throws {
@@ -107,18 +132,53 @@ public enum ImportExportDaemon {
         let connection = try authenticatedConnection(connector, context: context, handshakeTimeout: options.handshakeTimeout, reporter: reporter)
         let v1 = try negotiate(connection, options, peer: "the importer at \(connector.peerName)", reporter: reporter)
         let limiter = options.bandwidthLimit.map { BandwidthLimiter(bytesPerSecond: $0) }
-        if v1, let size = source.size {
-            let exporter = V1StreamExporter(settings: options.stream, reporter: reporter, journalPath: options.effectiveJournalPath,
-                                            resume: options.resume, limiter: limiter,
-                                            binding: try journalBinding(options, context: context, role: "export", size: size),
-                                            abortAfter: options.abortAfter)
-            let digest = try exporter.run(connection: connection, source: source)
-            reporter.update { $0.digest = DiskDigest.render(digest) }
-            reporter.log("sent \(source.name); the importer confirmed digest \(DiskDigest.render(digest))")
-        } else {
+        guard v1, let size = source.size else {
             if options.resume { throw BlockStreamError(.configuration, "--resume needs gnt-move/1") }
             try GanetiStreamExporter(settings: options.stream, reporter: reporter, limiter: limiter).run(connection: connection, source: source)
             reporter.log("sent \(reporter.bytesMoved.load(ordering: .relaxed)) bytes from \(source.name)")
+            return
+        }
+        let binding = try journalBinding(options, context: context, role: "export", size: size)
+        var current = connection
+        var resume = options.resume
+        var brokeAt: Double?
+        while true {
+            let exporter = V1StreamExporter(settings: options.stream, reporter: reporter, journalPath: options.effectiveJournalPath,
+                                            resume: resume, limiter: limiter, binding: binding, abortAfter: options.abortAfter)
+            do {
+                let digest = try exporter.run(connection: current, source: source)
+                reporter.update { $0.digest = DiskDigest.render(digest) }
+                reporter.log("sent \(source.name); the importer confirmed digest \(DiskDigest.render(digest))")
+                return
+            } catch where options.reconnectWindow > 0 && ConnectionBreak.isBreak(error) {
+                // The importer keeps what it verified; a new connection continues from there.
+                let since = brokeAt ?? Monotonic.now()
+                brokeAt = since
+                reporter.log("the connection broke (\(error)); reconnecting to resume (for up to \(formatSeconds(options.reconnectWindow)))")
+                reporter.update { $0.connected = false }
+                current = try reconnect(connector, context: context, options, reporter: reporter, until: since + options.reconnectWindow)
+                guard try negotiate(current, options, peer: "the importer at \(connector.peerName)", reporter: reporter) else {
+                    current.abort()
+                    throw BlockStreamError(.protocolError, "the importer came back without gnt-move/1; a broken transfer continues only with it")
+                }
+                resume = true
+            }
+        }
+    }
+
+    /// Connects again after a break, trying until `deadline` (monotonic seconds).
+    static func reconnect(_ connector: TCPConnector, context: TLSContext, _ options: ImportExportOptions, reporter: StatusReporter,
+                          until deadline: Double) throws -> TLSConnection {
+        while true {
+            do {
+                return try authenticatedConnection(connector, context: context, handshakeTimeout: options.handshakeTimeout, reporter: reporter)
+            } catch {
+                guard Monotonic.now() < deadline else {
+                    throw BlockStreamError(.connect, "the connection broke and did not come back within \(formatSeconds(options.reconnectWindow)): \(error)")
+                }
+                reporter.log("reconnecting failed (\(error)); trying again")
+                usleep(1_000_000)
+            }
         }
     }
 

@@ -45,6 +45,10 @@ public struct ImportExportOptions: Sendable, Equatable {
     public var targetIsZero = false
     /// The resume journal (gnt-move/1); defaults to the status file's path + `.journal`.
     public var journalPath: String?
+    /// gnt-move/1: seconds a broken connection may take to come back. The exporter reconnects
+    /// and resumes from the importer's journal; the importer listens again on its port for the
+    /// same exporter. 0: a broken connection ends the transfer.
+    public var reconnectWindow: Double = 0
     /// Export, for tests and benchmarks: stop as if crashed after this many disk bytes.
     public var abortAfter: Int64?
 

@@ -181,7 +181,7 @@ struct V1StreamExporter {
                     throw BlockStreamError(.protocolError, "gnt-move/1: the importer answered before the end of the stream")
                 }
                 if let abortAfter, sent >= abortAfter {
-                    throw BlockStreamError(.truncated, "stopped after \(sent) bytes as asked (--abort-after)")
+                    throw BlockStreamError(.stoppedAsAsked, "stopped after \(sent) bytes as asked (--abort-after)")
                 }
             }
             try flushZeros()

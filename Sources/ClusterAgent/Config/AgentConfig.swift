@@ -49,6 +49,10 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     public var statusCommandTimeout: Double?
     public var storageCommandTimeout: Double?
     public var renameScriptTimeout: Double?
+    /// gnt-move/1 disk transfers: how long a broken data connection may take to come back
+    /// before the transfer fails (the exporter reconnects and continues from the importer's
+    /// journal). Default 120 s.
+    public var transferReconnectWindow: Double?
 
     /// Every key of `agent.json`; any other key fails when the file is loaded, naming it.
     /// Spelled out so that the keys can be listed: a case that names no property does not
@@ -59,6 +63,7 @@ public struct AgentConfig: Codable, Sendable, Equatable {
         case enabledDiskTemplates, osSearchPath, pendingImportMaxAge, importConnectTimeout, importExportCommand
         case requireSignedSpec, overridePolicy, stopTimeout
         case startCommandTimeout, stopCommandTimeout, statusCommandTimeout, storageCommandTimeout, renameScriptTimeout
+        case transferReconnectWindow
     }
 
     /// A new name, NIC mapping and memory/CPU sizing are what a move legitimately changes;
@@ -71,6 +76,7 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     public var effectiveStatusCommandTimeout: Double { statusCommandTimeout ?? 30 }
     public var effectiveStorageCommandTimeout: Double { storageCommandTimeout ?? 120 }
     public var effectiveRenameScriptTimeout: Double { renameScriptTimeout ?? 600 }
+    public var effectiveTransferReconnectWindow: Double { transferReconnectWindow ?? 120 }
 
     public init(clusterName: String, nodeName: String, bindAddress: String = "0.0.0.0", port: Int = 5080,
                 dataAddress: String = "127.0.0.1") {
@@ -165,7 +171,7 @@ extension AgentConfig {
         let timeouts: [(String, Double?)] = [
             ("stopTimeout", stopTimeout), ("startCommandTimeout", startCommandTimeout), ("stopCommandTimeout", stopCommandTimeout),
             ("statusCommandTimeout", statusCommandTimeout), ("storageCommandTimeout", storageCommandTimeout),
-            ("renameScriptTimeout", renameScriptTimeout),
+            ("renameScriptTimeout", renameScriptTimeout), ("transferReconnectWindow", transferReconnectWindow),
         ]
         for case let (key, seconds?) in timeouts where !(seconds > 0 && seconds <= 86_400) {
             throw refuse(key, "is \(HostCommand.seconds(seconds)); expected seconds above 0, at most 86400")

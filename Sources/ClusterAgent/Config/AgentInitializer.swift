@@ -8,7 +8,8 @@ public enum AgentInitializer {
         public var clusterName: String
         public var port = 5080
         public var bind = "0.0.0.0"
-        public var dataAddress = "127.0.0.1"
+        /// The address the import daemons listen on and publish; nil: see `dataAddress(for:)`.
+        public var dataAddress: String?
         public var nodeName = HostIdentity.fqdn()
         /// Copy this cluster domain secret instead of making a new one.
         public var secretFile: String?
@@ -41,6 +42,7 @@ public enum AgentInitializer {
         if options.hypervisorDriver == .command, options.startCommand == nil || options.stopCommand == nil || options.statusCommand == nil {
             throw AgentError.wrongInput("--hypervisor-driver command needs --start-command, --stop-command and --status-command (the status command exits 0 only while the instance runs)")
         }
+        let dataAddress = try self.dataAddress(for: options)
         var draft = AgentConfig(clusterName: options.clusterName, nodeName: options.nodeName)
         draft.hypervisorDriver = options.hypervisorDriver
         draft.hypervisor = options.hypervisor
@@ -72,7 +74,7 @@ public enum AgentInitializer {
         }
         _ = try AgentDatabase(path: paths.database)
         var config = AgentConfig(clusterName: options.clusterName, nodeName: options.nodeName, bindAddress: options.bind,
-                                 port: options.port, dataAddress: options.dataAddress)
+                                 port: options.port, dataAddress: dataAddress)
         config.osSearchPath = [paths.root + "/os"]
         config.hypervisorDriver = options.hypervisorDriver
         config.hypervisor = options.hypervisor
@@ -84,6 +86,20 @@ public enum AgentInitializer {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try SecureFile.write(contents: Array(try encoder.encode(config)), to: paths.config, mode: 0o600, replace: false)
         return password
+    }
+
+    /// Where remote sources send disks: `--data-address` when given; else the bind address when it
+    /// is one address; else (the agent binds every address) the node name's first address that
+    /// is not loopback. A loopback address is never chosen for an agent that serves other hosts:
+    /// its signed disk info would send a remote source to itself.
+    public static func dataAddress(for options: Options) throws -> String {
+        if let given = options.dataAddress { return given }
+        guard NetworkNames.isWildcard(options.bind) else { return options.bind }
+        let addresses = HostIdentity.addresses(of: options.nodeName)
+        if let reachable = addresses.first(where: { !NetworkNames.isLoopback($0) }) { return reachable }
+        let found = addresses.isEmpty ? "does not resolve" : "resolves only to \(addresses.joined(separator: ", ")) (loopback)"
+        throw AgentError.wrongInput("--data-address is needed: the agent binds \(options.bind) and its node name \(options.nodeName) \(found), "
+            + "so there is no address to publish that a remote source can reach")
     }
 
     /// A self-signed RSA-2048 certificate for the HTTPS API, valid 5 years as Ganeti's

@@ -9,6 +9,8 @@ final class DiskTransferProcess: @unchecked Sendable {
     let index: Int
     let folder: String
     let process = Process()
+    /// The disk's size in bytes, when known.
+    private(set) var expectedSize: Int64?
     var statusPath: String { folder + "/status" }
 
     /// An OS script between the daemon and the disk (Ganeti's OS API): `export` writes the stream
@@ -38,6 +40,7 @@ final class DiskTransferProcess: @unchecked Sendable {
         var options = ImportExportOptions(mode: mode, keyPath: keyPath, certificatePath: certificatePath, caPath: folder + "/ca")
         options.statusFile = statusPath
         configure(&options)
+        expectedSize = options.expectedSize
         let daemon = [executable, ImportExportOptions.subcommand] + options.commandLine
         if let osScript {
             // bash with pipefail, arguments passed positionally so that nothing needs quoting.

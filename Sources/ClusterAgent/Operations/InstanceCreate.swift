@@ -173,6 +173,7 @@ extension ClusterAgentService {
                     options.stream.magic = magic
                     options.stream.compression = plan.compression
                     options.connectTimeout = config.importConnectTimeout
+                    options.reconnectWindow = config.effectiveTransferReconnectWindow
                     options.expectedSize = disk.size << 20
                     // Listen where the signed disk info sends the source: the data address,
                     // which need not be the RAPI's (--bind), in its address family.

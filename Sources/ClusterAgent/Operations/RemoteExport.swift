@@ -84,6 +84,7 @@ extension ClusterAgentService {
                 options.stream.compression = compression
                 options.expectedSize = record.spec.disks[index].size << 20
                 options.bandwidthLimit = bandwidthLimit
+                options.reconnectWindow = config.effectiveTransferReconnectWindow
                 options.path = access.path
             })
         }

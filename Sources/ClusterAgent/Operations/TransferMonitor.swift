@@ -29,8 +29,19 @@ struct TransferMonitor {
         var announced = Set<Int>()
         var lastProgress = Date()
         var seen: [Int: Double] = [:]
+        var resumedAt: [Int: Int64] = [:]
+        // A gnt-move/1 transfer whose connection broke continues from the importer's journal.
+        func reportResumes() {
+            for daemon in daemons {
+                guard let offset = daemon.status?.resume_offset, offset > 0, resumedAt[daemon.index] != offset else { continue }
+                resumedAt[daemon.index] = offset
+                let total = daemon.expectedSize.map { " of \($0)" } ?? ""
+                context.log("Disk \(daemon.index) continues at byte \(offset)\(total) after a broken connection; what arrived before is kept")
+            }
+        }
         while daemons.contains(where: { $0.isRunning }) {
             if context.isCanceled { daemons.forEach { $0.kill() } }
+            reportResumes()
             for daemon in daemons where !announced.contains(daemon.index) && daemon.status?.connected == true {
                 announced.insert(daemon.index)
                 context.log("Disk \(daemon.index) is now \(direction) data")
@@ -49,6 +60,7 @@ struct TransferMonitor {
             }
             try? await Task.sleep(nanoseconds: 100_000_000)
         }
+        reportResumes()
         return daemons.map { daemon in
             if let failure = daemon.failure {
                 let recent = (daemon.status?.recent_output ?? []).suffix(3).joined(separator: "; ")

@@ -105,6 +105,13 @@ public enum FailureReason: String, Sendable, CaseIterable {
     }
 }
 
+/// A disk transfer whose connection broke and that continued at `offset` (the bytes before it
+/// were kept, not sent again).
+public struct TransferResume: Sendable, Equatable, Codable {
+    public var disk: Int
+    public var offset: Int64
+}
+
 /// What a move has learnt, step by step (see `MoveState`). Stored as one JSON object with
 /// snake_case keys; a key the struct does not name cannot be written. The relayed material
 /// (`prepared`, `remote_import`) stays a `JSONValue` read and written by MoveTrust's exact
@@ -135,6 +142,8 @@ public struct MoveFacts: Sendable, Equatable, Codable {
     public var exportSubmitted: Bool?
     public var exportJob: Int64?
     public var exportResult: JSONValue?
+    /// Broken disk transfers that continued from the importer's journal: what was kept.
+    public var transferResumes: [TransferResume]?
     public var finalized: Bool?
     public var removeJob: Int64?
     public var sourceRemoved: Bool?
@@ -148,6 +157,7 @@ public struct MoveFacts: Sendable, Equatable, Codable {
         case createSubmitted = "create_submitted", createJob = "create_job", remoteImport = "remote_import"
         case destinationUUID = "destination_uuid", sourceStopped = "source_stopped", exportSubmitted = "export_submitted"
         case exportJob = "export_job", exportResult = "export_result", removeJob = "remove_job", sourceRemoved = "source_removed"
+        case transferResumes = "transfer_resumes"
     }
 
     /// The jobs started so far, by step (`status`).

@@ -23,6 +23,7 @@ public struct MoveRecord: Sendable, Equatable {
             "error": error.map(JSONValue.string) ?? .null, "reason": reason.map { .string($0.rawValue) } ?? .null,
             "jobs": .object(facts.jobs.mapValues(JSONValue.int64)),
             "overrides": .array(MoveRequest.declaredOverrides(stored: request).descriptions.map(JSONValue.string)),
+            "transfer_resumes": .array((facts.transferResumes ?? []).map { .object(["disk": .int($0.disk), "offset": .int64($0.offset)]) }),
         ])
     }
 }

@@ -192,10 +192,12 @@ public final class Coordinator: Sendable {
     static let cancelWait = 60.0
 
     func waitUntilFinished(_ id: Int64, on client: RAPIClient, timeout: Double) async {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            guard let state = (try? await client.job(id))?["status"]?.stringValue, !Self.finishedJobStates.contains(state) else { return }
-            try? await Task.sleep(nanoseconds: 200_000_000)
+        do {
+            _ = try await client.pollJob(id, deadline: Date().addingTimeInterval(timeout))
+            return
+        } catch let error as CoordinatorError where error.reason == .timeout {
+        } catch {
+            return  // ended in error or canceled, or the cluster cannot tell: nothing to wait for
         }
         logger.warning("job \(id) did not end within \(Int(timeout)) s of its cancel; cleaning up around it")
     }

@@ -180,22 +180,18 @@ struct MoveSteps {
     func awaitListening(_ record: MoveRecord) async throws -> MoveRecord {
         guard let job = record.facts.createJob else { throw CoordinatorError(reason: .state, message: "no create job recorded") }
         step(record, "await-destination")
+        // Follows the job's log with `/2/jobs/ID/wait`: the destination answers when something
+        // changes, not on a poll interval.
+        var info: JSONValue?
+        var serial: Int64?
         while true {
-            let status = try await destination.job(job)
-            if let message = Self.remoteImportEntry(status) {
-                // The instance now exists and is this move's: record its identity for cleanup.
-                var uuid: JSONValue?
-                if let created = try? await destination.instance(request.targetName),
-                   (created["tags"]?.arrayValue ?? []).contains(.string(Self.moveTag(record.id))), let id = created["uuid"], id != .null {
-                    uuid = id
-                }
-                return try store.record(record.id, state: .destinationListening,
-                                        detail: "destination listening on \(message["disks"]?.arrayValue?.count ?? 0) disk(s)") {
-                    $0.remoteImport = message
-                    $0.destinationUUID = uuid
-                }
+            let change = try await destination.waitForJobChange(job, previousInfo: info, previousSerial: serial)
+            for entry in change["log_entries"]?.arrayValue ?? [] {
+                if let number = entry.arrayValue?.first?.integerValue { serial = max(serial ?? number, number) }
+                if let message = Self.remoteImportMessage(entry) { return try await recordListening(record, message) }
             }
-            if let state = status["status"]?.stringValue, ["error", "canceled", "success"].contains(state) {
+            if let newInfo = change["job_info"] { info = newInfo }
+            if let state = info?.arrayValue?.first?.stringValue, Coordinator.finishedJobStates.contains(state) {
                 do {
                     _ = try await destination.pollJob(job, deadline: deadline)
                 } catch let error as RAPIJobError where error.ecode == "temp_insufficient_resources" {
@@ -213,7 +209,21 @@ struct MoveSteps {
                 throw CoordinatorError(reason: .destinationFailed, message: "the destination job \(job) ended (\(state)) without listening")
             }
             try checkDeadline()
-            try await Task.sleep(nanoseconds: 200_000_000)
+        }
+    }
+
+    /// The destination listens: records the signed disk addresses and certificate, and the
+    /// created instance's identity (for cleanup).
+    func recordListening(_ record: MoveRecord, _ message: JSONValue) async throws -> MoveRecord {
+        var uuid: JSONValue?
+        if let created = try? await destination.instance(request.targetName),
+           (created["tags"]?.arrayValue ?? []).contains(.string(Self.moveTag(record.id))), let id = created["uuid"], id != .null {
+            uuid = id
+        }
+        return try store.record(record.id, state: .destinationListening,
+                                detail: "destination listening on \(message["disks"]?.arrayValue?.count ?? 0) disk(s)") {
+            $0.remoteImport = message
+            $0.destinationUUID = uuid
         }
     }
 
@@ -260,7 +270,28 @@ struct MoveSteps {
         guard let exportJob = record.facts.exportJob, let createJob = record.facts.createJob else {
             throw CoordinatorError(reason: .state, message: "jobs missing from the record")
         }
-        let exported = try await source.pollJob(exportJob, deadline: deadline) { entry in
+        // Both jobs are followed at once: a disk that fails on either side fails the attempt
+        // as soon as that side knows, not after the other side gives up.
+        let exported: JSONValue = try await withThrowingTaskGroup(of: JSONValue?.self) { group in
+            group.addTask { try await followExport(exportJob, record) }
+            group.addTask {
+                _ = try await destination.pollJob(createJob, deadline: deadline)
+                return nil
+            }
+            var exported: JSONValue = .null
+            for try await result in group { if let result { exported = result } }
+            return exported
+        }
+        guard exported.arrayValue?.first?.boolValue == true, (exported.arrayValue?.last?.arrayValue ?? []).allSatisfy({ $0.boolValue == true }) else {
+            throw CoordinatorError(reason: .exportFailed, message: "the export reported failed disks: \(exported.serialized)")
+        }
+        return try store.record(record.id, state: .disksDone, detail: "every disk confirmed by both clusters") { $0.exportResult = exported }
+    }
+
+    /// Follows the source's export job, turning its log into progress, disk-done and
+    /// resume-transfer events; returns its result.
+    func followExport(_ job: Int64, _ record: MoveRecord) async throws -> JSONValue {
+        try await source.pollJob(job, deadline: deadline) { entry in
             guard let parts = entry.arrayValue, parts.count >= 4, let message = parts[3].stringValue else { return }
             if message.contains(" sent ") {
                 var fields = Self.progress(message)
@@ -271,12 +302,14 @@ struct MoveSteps {
                 coordinator.emit(MoveEvent(.progress, move: record, fields))
             }
             if message.contains("finished sending data") { coordinator.emit(MoveEvent(.diskDone, move: record, ["message": .string(message)])) }
+            if let resumed = Self.continuation(message) {
+                _ = try? store.record(record.id, detail: "disk \(resumed.disk) continues at byte \(resumed.offset) after a broken connection") {
+                    $0.transferResumes = ($0.transferResumes ?? []) + [TransferResume(disk: resumed.disk, offset: resumed.offset)]
+                }
+                coordinator.emit(MoveEvent(.step, move: record, ["step": .string("resume-transfer"), "state": .string(record.state.rawValue),
+                                                                 "disk": .int(resumed.disk), "offset": .int64(resumed.offset), "message": .string(message)]))
+            }
         }
-        guard exported.arrayValue?.first?.boolValue == true, (exported.arrayValue?.last?.arrayValue ?? []).allSatisfy({ $0.boolValue == true }) else {
-            throw CoordinatorError(reason: .exportFailed, message: "the export reported failed disks: \(exported.serialized)")
-        }
-        _ = try await destination.pollJob(createJob, deadline: deadline)
-        return try store.record(record.id, state: .disksDone, detail: "every disk confirmed by both clusters") { $0.exportResult = exported }
     }
 
     func finalize(_ record: MoveRecord) async throws -> MoveRecord {
@@ -303,11 +336,13 @@ struct MoveSteps {
     /// The message of a job's `remote-import` log entry, if it has one; entries of any shape are
     /// read without trusting their length.
     static func remoteImportEntry(_ job: JSONValue) -> JSONValue? {
-        for entry in job["oplog"]?.arrayValue?.first?.arrayValue ?? [] {
-            guard let parts = entry.arrayValue, parts.count >= 4, parts[2].stringValue == "remote-import" else { continue }
-            return parts[3]
-        }
-        return nil
+        (job["oplog"]?.arrayValue?.first?.arrayValue ?? []).lazy.compactMap(remoteImportMessage).first
+    }
+
+    /// The message of a `remote-import` job-log entry `[serial, time, "remote-import", message]`.
+    static func remoteImportMessage(_ entry: JSONValue) -> JSONValue? {
+        guard let parts = entry.arrayValue, parts.count >= 4, parts[2].stringValue == "remote-import" else { return nil }
+        return parts[3]
     }
 
     /// The newest job whose summary matches, for a request whose job id a crash lost.
@@ -318,6 +353,15 @@ struct MoveSteps {
             if job["summary"]?.arrayValue?.first?.stringValue == summary { return id }
         }
         return nil
+    }
+
+    /// A gnt-move agent's `Disk N continues at byte OFFSET …` (a broken connection resumed from
+    /// the importer's journal).
+    static func continuation(_ message: String) -> (disk: Int, offset: Int64)? {
+        let words = message.split(separator: " ")
+        guard words.count >= 5, words[0] == "Disk", words[2] == "continues", words[3] == "at", words[4] == "byte",
+              let disk = Int(words[1]), words.count > 5, let offset = Int64(words[5]) else { return nil }
+        return (disk, offset)
     }
 
     /// Parses Ganeti's `Disk N sent 1.5G, 12.0 MiB/s, 30%` into event fields.

@@ -7,6 +7,8 @@ extension Coordinator {
         public let name: String
         public let passed: Bool
         public let detail: String
+        /// Passed, but something the operator should look at.
+        public var warning = false
     }
 
     public func preflight(_ given: MoveRequest) async -> [Check] {
@@ -63,6 +65,7 @@ extension Coordinator {
             try MoveSteps.checkCompression(request.compress.rawValue, source: try await source.info(), destination: try await destination.info())
             return "both clusters offer \(request.compress)"
         }) else { return checks }
+        checks.append(await dataAddressCheck(source: request.source, destination: destination))
         /// The remote-import request, checked by the destination without creating anything.
         func dryRun(_ prepared: JSONValue) async throws {
             let info = try await source.pollJob(try await source.instanceInfo(request.instance))
@@ -91,6 +94,31 @@ extension Coordinator {
         }
         return checks
 
+    }
+
+    /// Whether the source can reach the address the destination's import daemons publish: a
+    /// loopback address is fine for a source on the same host, and a warning otherwise (the
+    /// transfer would fail after the destination was created).
+    func dataAddressCheck(source: ClusterEndpoint, destination: RAPIClient) async -> Check {
+        let name = "data address"
+        let published: String?
+        do {
+            published = try await destination.info()["gnt_move_data_address"]?.stringValue
+        } catch {
+            return Check(name: name, passed: false, detail: "\(error)")
+        }
+        guard let published else { return Check(name: name, passed: true, detail: "chosen per node by the destination") }
+        guard NetworkNames.isLoopback(published) else {
+            return Check(name: name, passed: true, detail: "the destination's import daemons listen on \(published)")
+        }
+        let sourceAddresses = HostIdentity.addresses(of: source.host)
+        if !sourceAddresses.isEmpty, sourceAddresses.allSatisfy(NetworkNames.isLoopback) {
+            return Check(name: name, passed: true, detail: "\(published) (loopback; the source is on the same host)")
+        }
+        return Check(name: name, passed: true,
+                     detail: "the destination publishes \(published), a loopback address, but the source \(source.host) is another host and "
+                         + "cannot connect to it (set the destination agent's dataAddress in agent.json, or --data-address at agent init)",
+                     warning: true)
     }
 
     /// Removes the key a preflight made on a gnt-move source (a Ganeti source keeps it until it expires).
