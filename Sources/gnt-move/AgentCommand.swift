@@ -15,10 +15,10 @@ struct AgentCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create an agent directory: config, secret, rapi.pem, users file, SQLite state, disks folder.")
 
-        @Option(help: "Agent directory.") var dir: String
+        @Option(help: "Agent directory to create (it must not hold an agent yet).") var dir: String
         @Option(name: .customLong("cluster-name"), help: "This cluster's name.") var clusterName: String
-        @Option(help: "HTTPS port.") var port = 5080
-        @Option(help: "Address to serve on.") var bind = "0.0.0.0"
+        @Option(help: "Port the HTTPS RAPI server listens on.") var port = 5080
+        @Option(help: "Address the HTTPS RAPI server listens on.") var bind = "0.0.0.0"
         @Option(name: .customLong("data-address"),
                 help: "Address the import daemons listen on and publish in the signed disk info (default: the --bind address, or with a wildcard --bind the node name's first non-loopback address).")
         var dataAddress: String?
@@ -66,7 +66,7 @@ struct AgentCommand: AsyncParsableCommand {
 
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Run the agent's HTTPS RAPI server.")
-        @Option(help: "Agent directory.") var dir: String
+        @Option(help: "Agent directory (made by 'agent init').") var dir: String
 
         func run() async throws {
             do {
@@ -86,18 +86,18 @@ struct AgentCommand: AsyncParsableCommand {
             commandName: "add-instance",
             abstract: "Adopt existing image files or block devices as an instance.")
 
-        @Option(help: "Agent directory.") var dir: String
-        @Argument(help: "Instance name.") var name: String
+        @Option(help: "Agent directory (made by 'agent init').") var dir: String
+        @Argument(help: "Name of the new instance.") var name: String
         @Option(help: ArgumentHelp("A disk image or device, in order (repeat for more disks).", valueName: "PATH")) var disk: [String]
         @Option(help: "Memory in MiB.") var memory = 512
         @Option(help: "Virtual CPUs.") var vcpus = 1
         @Option(help: ArgumentHelp("A NIC as key=value pairs: mac=…,ip=…,mode=…,link=…,vlan=…,network=…,name=… (repeat).", valueName: "SPEC"))
         var nic: [String] = []
         @Option(help: "OS definition (default: none, raw disk copy).") var os: String?
-        @Option(name: .customLong("disk-template"), help: "Disk template.") var diskTemplate = "file"
+        @Option(name: .customLong("disk-template"), help: "Ganeti disk template recorded for the instance.") var diskTemplate = "file"
         @Option(help: "Hypervisor (default: the agent's).") var hypervisor: String?
-        @Option(help: "Tag (repeat).") var tag: [String] = []
-        @Flag(help: "The instance is running.") var running = false
+        @Option(help: "An instance tag (repeat for more).") var tag: [String] = []
+        @Flag(help: "Record the instance as running and start it (default: stopped).") var running = false
 
         func execute() async throws {
             let service = try ClusterAgentService(paths: AgentPaths(root: dir))

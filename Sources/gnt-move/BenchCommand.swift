@@ -19,9 +19,9 @@ struct BenchCommand: ParsableCommand {
         @Option(help: "Repeat each measurement this many times and keep the median.") var runs = 1
         @Option(help: ArgumentHelp("Compression modes to run, comma-separated (\(CompressionMethod.acceptedNames)).", valueName: "LIST"))
         var modes = "none,gzip,zstd"
-        @Option(name: .customLong("sparse-size"), help: "Size of the sparse image for the gnt-move/1 comparison.") var sparseSize = ByteSize(bytes: 8 << 30)
-        @Option(name: .customLong("sparse-data"), help: "Data in the sparse image.") var sparseData = ByteSize(bytes: 80 << 20)
-        @Flag(name: .customLong("skip-v0"), help: "Run only the gnt-move/1 scenarios.") var skipV0 = false
+        @Option(name: .customLong("sparse-size"), help: "Size of the sparse image for the gnt-move/1 comparison (K, M, G suffixes).") var sparseSize = ByteSize(bytes: 8 << 30)
+        @Option(name: .customLong("sparse-data"), help: "Bytes of data in the sparse image (K, M, G suffixes).") var sparseData = ByteSize(bytes: 80 << 20)
+        @Flag(name: .customLong("skip-v0"), help: "Skip Ganeti's stream (v0) against socat; run only the gnt-move/1 scenarios.") var skipV0 = false
 
         /// `--modes`, each checked.
         var compressions: [CompressionMethod] {

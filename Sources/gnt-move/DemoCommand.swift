@@ -8,8 +8,9 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo",
         abstract: "Two local clusters on loopback and one real move of a generated 1 GiB sparse image.")
 
-    @Option(help: "Image size (K, M, G suffixes).") var size = ByteSize(bytes: 1 << 30)
-    @Option(help: "Keep everything in this folder instead of a temporary one.") var keep: String?
+    @Option(help: "Size of the generated disk image (K, M, G suffixes).") var size = ByteSize(bytes: 1 << 30)
+    @Option(help: ArgumentHelp("Keep the agents, images and state in this folder (default: a temporary folder, removed).", valueName: "DIR"))
+    var keep: String?
     @Flag(help: "JSON-lines events on stdout.") var json = false
 
     func run() async throws {

@@ -10,10 +10,10 @@ struct DiskInfoCommand: ParsableCommand {
     struct Sign: ReportingCommand {
         static let configuration = CommandConfiguration(abstract: "Print signed disk info.")
         @OptionGroup var secret: SecretOption
-        @Option(name: .long, help: "Disk index.") var index: Int
+        @Option(name: .long, help: "Disk index (0 for the first disk).") var index: Int
         @Option(name: .long, help: "Destination host (IP address or name).") var host: String
-        @Option(name: .long, help: "Destination port.") var port: Int
-        @Option(name: .long, help: "Stream magic.") var magic: String
+        @Option(name: .long, help: "Destination TCP port: where the importer listens.") var port: Int
+        @Option(name: .long, help: "The disk's stream magic (see 'gnt-move magic').") var magic: String
         @Option(name: .long, help: "Salt (default: 16 random hex characters).") var salt: String?
 
         func execute() throws {
@@ -25,7 +25,7 @@ struct DiskInfoCommand: ParsableCommand {
 
     struct Check: ReportingCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check signed disk info for disk INDEX; prints {host, port, magic} or exits 1 with the reason.")
+            abstract: "Check signed disk info for disk INDEX; prints {host, port, magic}, or the reason it is refused on stderr.")
         @OptionGroup var secret: SecretOption
         @Option(name: .long, help: "Disk index the info must be for.") var index: Int
         @Argument(help: "The disk info JSON, - for stdin, or @FILE.") var json: String

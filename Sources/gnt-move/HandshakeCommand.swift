@@ -19,7 +19,7 @@ struct HandshakeCommand: ParsableCommand {
     }
 
     struct Check: ReportingCommand {
-        static let configuration = CommandConfiguration(abstract: "Check a handshake; exit 0 if valid, 1 with the reason.")
+        static let configuration = CommandConfiguration(abstract: "Check a handshake; prints nothing if it is valid, else the reason it is refused on stderr.")
         @OptionGroup var secret: SecretOption
         @Argument(help: "The handshake JSON, - for stdin, or @FILE.")
         var json: String
@@ -40,7 +40,7 @@ struct MagicCommand: ReportingCommand {
     var base: String
     @Option(name: .long, help: "Destination instance name.")
     var instance: String
-    @Option(name: .long, help: "Disk index.")
+    @Option(name: .long, help: "Disk index (0 for the first disk).")
     var index: Int
 
     func execute() throws {

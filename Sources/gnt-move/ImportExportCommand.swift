@@ -12,10 +12,11 @@ struct ImportExportCommand: ParsableCommand {
         The importer is the TLS server and the exporter the client; each side presents --key/--cert \
         and trusts only the peer certificate in --ca. The stream is Ganeti's: C("M=" + magic ‖ data). \
         STATUSFILE receives Ganeti's JSON status (listen_port, connected, progress, exit_status, \
-        error_message). Exit code 0 only when the whole stream arrived and was written and flushed.
+        error_message). The daemon succeeds only when the whole stream arrived and was written and \
+        flushed. \(ExitCodes.pointer)
         """)
 
-    @Argument(help: "Status file (JSON, rewritten atomically).") var statusFile: String
+    @Argument(help: "Status file: Ganeti's JSON status, rewritten atomically.") var statusFile: String
     @Argument(help: "Which end of the stream this daemon is.") var mode: ImportExportOptions.Mode
 
     @Option(name: .daemon(.key), help: ArgumentHelp("Own private key (PEM).", valueName: "FILE")) var key: String
@@ -30,7 +31,7 @@ struct ImportExportCommand: ParsableCommand {
     @Option(name: .daemon(.connectRetries), help: "Export: further attempts after a failed connect, 1 s apart.") var connectRetries: Int = 10
     @Option(name: .daemon(.handshakeTimeout), help: "Seconds: import, for each incoming connection to authenticate (others are served meanwhile); export, per TLS handshake attempt.")
     var handshakeTimeout: Double = ImportExportOptions.defaultHandshakeTimeout
-    @Option(name: .daemon(.compress), help: "Both ends must agree.") var compress: CompressionMethod = .none
+    @Option(name: .daemon(.compress), help: "Stream compression; both ends must agree.") var compress: CompressionMethod = .none
     @Option(name: .daemon(.magic), help: "Magic sent (export) or required (import) at the start of the stream.") var magic: String?
     @Option(name: .daemon(.expectedSize), help: "Expected size in MiB, for progress percent and ETA; import: the most the destination receives.")
     var expectedSize: Int64?

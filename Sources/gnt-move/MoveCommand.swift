@@ -7,7 +7,10 @@ import Synchronization
 
 /// Where the coordinator keeps its state: `/var/lib/gnt-move` as root, else the XDG state directory.
 struct StateDirectoryOption: ParsableArguments {
-    @Option(name: .customLong("state-dir"), help: "Coordinator state directory.") var stateDir: String?
+    @Option(name: .customLong("state-dir"),
+            help: ArgumentHelp("Coordinator state directory, holding moves.sqlite (default: /var/lib/gnt-move as root, else $XDG_STATE_HOME/gnt-move or ~/.local/state/gnt-move).",
+                               valueName: "DIR"))
+    var stateDir: String?
 
     var path: String {
         if let stateDir { return stateDir }
@@ -18,7 +21,16 @@ struct StateDirectoryOption: ParsableArguments {
     }
 
     /// The store, created if needed (for commands that record moves).
-    func store() throws -> MoveStore { try MoveStore(directory: path) }
+    func store() throws -> MoveStore {
+        do {
+            return try MoveStore(directory: path)
+        } catch let error as NSError where error.domain == NSCocoaErrorDomain {
+            // Foundation's description of a failed mkdir is its userInfo dump; say it as mkdir would.
+            let underlying = (error.userInfo[NSUnderlyingErrorKey] as? any Error).map { $0 as NSError }
+            let reason = underlying.map { $0.domain == NSPOSIXErrorDomain ? String(cString: strerror(Int32($0.code))) : $0.localizedDescription }
+            throw CLIError("cannot create the state directory \(path): \(reason ?? error.localizedDescription)")
+        }
+    }
 
     /// The store of earlier moves: a state directory without one is an error, not a new
     /// empty database (`status`, `resume`, `abort`, `cleanup`).
@@ -32,8 +44,8 @@ struct StateDirectoryOption: ParsableArguments {
 
 /// `--verbose` (each state, info) and `--debug` (each RAPI call), through swift-log on stderr.
 struct LoggingOptions: ParsableArguments {
-    @Flag(name: [.short, .long], help: "Log each state of each move.") var verbose = false
-    @Flag(name: [.short, .long], help: "Also log each RAPI call.") var debug = false
+    @Flag(name: [.short, .long], help: "Log each state of each move on stderr.") var verbose = false
+    @Flag(name: [.short, .long], help: "Also log each RAPI call (implies --verbose).") var debug = false
 
     func bootstrap() {
         let level: Logger.Level = debug ? .debug : (verbose ? .info : .warning)
@@ -89,19 +101,21 @@ struct MoveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "move",
         abstract: "Move instances from one cluster to another (the options of Ganeti's move-instance).",
-        discussion: "Exit code 0 when every move succeeded, 1 when any failed.")
+        discussion: ExitCodes.pointer)
 
-    @Argument(help: "Source cluster (host).") var sourceCluster: String
-    @Argument(help: "Destination cluster (host).") var destinationCluster: String
-    @Argument(help: "Instances to move.") var instances: [String]
+    @Argument(help: "Source cluster (its RAPI host name or address).") var sourceCluster: String
+    @Argument(help: "Destination cluster (its RAPI host name or address).") var destinationCluster: String
+    @Argument(help: "Instances to move; each is its own move, --parallel of them at a time.") var instances: [String]
 
     @Option(name: .customLong("src-rapi-port"), help: "The source cluster's RAPI port.") var srcRapiPort = 5080
-    @Option(name: .customLong("src-ca-file"), help: "The source cluster's RAPI certificate (required).") var srcCaFile: String
+    @Option(name: .customLong("src-ca-file"), help: ArgumentHelp("The source cluster's RAPI certificate (PEM); the only one trusted.", valueName: "FILE"))
+    var srcCaFile: String
     @Option(name: .customLong("src-username"), help: "RAPI user on the source cluster (it needs write access).") var srcUsername: String?
     @Option(name: .customLong("src-password-file"), help: ArgumentHelp("The source user's password (one line).", valueName: "FILE"))
     var srcPasswordFile: String?
     @Option(name: .customLong("dest-rapi-port"), help: "The destination cluster's RAPI port (default: 5080).") var destRapiPort: Int?
-    @Option(name: .customLong("dest-ca-file"), help: "The destination cluster's RAPI certificate (default: the source's).") var destCaFile: String?
+    @Option(name: .customLong("dest-ca-file"), help: ArgumentHelp("The destination cluster's RAPI certificate (PEM; default: the source's).", valueName: "FILE"))
+    var destCaFile: String?
     @Option(name: .customLong("dest-username"), help: "RAPI user on the destination cluster (default: the source's).") var destUsername: String?
     @Option(name: .customLong("dest-password-file"), help: ArgumentHelp("The destination user's password (default: the source's).", valueName: "FILE"))
     var destPasswordFile: String?
@@ -114,7 +128,7 @@ struct MoveCommand: AsyncParsableCommand {
     var iallocator: String?
     @Flag(name: .customLong("keep-source-instance"), help: "Keep the (stopped) source instance after the move.") var keepSourceInstance = false
     @Option(name: [.short, .customLong("parallel")], help: "Moves to run at once.") var parallel = 1
-    @Option(help: "Bytes per second per disk stream, K/M/G suffixes (gnt-move agents).") var bwlimit: ByteSize?
+    @Option(help: "Bytes per second per disk stream, K/M/G suffixes (gnt-move agents; default: no limit).") var bwlimit: ByteSize?
     @Option(name: [.customShort("H"), .customLong("hypervisor-parameters")], help: "Hypervisor parameter overrides: key=value,… (single instance).")
     var hypervisorParameters: String?
     @Option(name: [.customShort("B"), .customLong("backend-parameters")], help: "Backend parameter overrides: key=value,… (single instance).")
@@ -127,7 +141,7 @@ struct MoveCommand: AsyncParsableCommand {
     @Flag(help: "JSON-lines events on stdout.") var json = false
     @Flag(help: "Check both clusters, credentials, the shared secret (a handshake round trip), names and space; move nothing.")
     var preflight = false
-    @Option(help: "Give up a move (and clean up) after this many seconds.") var timeout: Double?
+    @Option(help: "Give up a move (and clean up) after this many seconds (default: no limit).") var timeout: Double?
     @Option(name: .customLong("opportunistic-tries"), help: "Creation attempts with opportunistic locking before a normal one (needs -I).")
     var opportunisticTries = 0
     @Option(name: .customLong("opportunistic-delay"), help: "Seconds between opportunistic tries (±15%).") var opportunisticDelay: Double = 30
@@ -149,6 +163,9 @@ struct MoveCommand: AsyncParsableCommand {
         if parallel < 1 { throw ValidationError("--parallel must be at least 1") }
         for override in net {
             do { _ = try Self.nicOverride(override) } catch { throw ValidationError("\(error)") }
+        }
+        for (option, text) in [("-H", hypervisorParameters), ("-B", backendParameters), ("-O", osParameters)] {
+            do { _ = try Self.parameters(text) } catch { throw ValidationError("\(option): \(error)") }
         }
     }
 
@@ -212,7 +229,7 @@ struct MoveCommand: AsyncParsableCommand {
             throw error
         } catch {
             Console.error("gnt-move: \(error)")
-            throw ExitCode(2)
+            throw ExitCode(1)
         }
     }
 }
@@ -258,8 +275,8 @@ extension MoveCommand {
 
 struct StatusCommand: ReportingCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "Show recorded moves.")
-    @Argument(help: "A move id (default: all).") var id: String?
-    @Flag(help: "A JSON array of moves.") var json = false
+    @Argument(help: "A move id: show it with its transitions (default: one line per recorded move).") var id: String?
+    @Flag(help: "Print a JSON array of moves instead.") var json = false
     @OptionGroup var state: StateDirectoryOption
 
     func execute() throws {
@@ -285,7 +302,7 @@ struct StatusCommand: ReportingCommand {
 
 struct ResumeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "resume", abstract: "Continue a move from its recorded state.")
-    @Argument(help: "Move id.") var id: String
+    @Argument(help: "Move id (as 'status' shows it).") var id: String
     @Flag(help: "JSON-lines events on stdout.") var json = false
     @OptionGroup var state: StateDirectoryOption
 
@@ -303,7 +320,7 @@ struct ResumeCommand: AsyncParsableCommand {
 
 struct AbortCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "abort", abstract: "Stop a move and clean up after it.")
-    @Argument(help: "Move id.") var id: String
+    @Argument(help: "Move id (as 'status' shows it).") var id: String
     @OptionGroup var state: StateDirectoryOption
 
     func run() async throws {
@@ -319,7 +336,8 @@ struct AbortCommand: AsyncParsableCommand {
 
 struct CleanupCommand: ReportingCommand {
     static let configuration = CommandConfiguration(commandName: "cleanup", abstract: "Forget finished moves.")
-    @Option(name: .customLong("older-than"), help: "Age in days (default 30).") var olderThan: Double = 30
+    @Option(name: .customLong("older-than"), help: "Forget done or cleaned moves last updated more than this many days ago.")
+    var olderThan: Double = 30
     @OptionGroup var state: StateDirectoryOption
 
     func execute() throws {

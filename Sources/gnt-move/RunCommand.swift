@@ -8,8 +8,8 @@ struct RunCommand: AsyncParsableCommand {
         abstract: "Read one JSON move request on stdin; write JSON-lines events on stdout.",
         discussion: """
         The request carries the fields of 'move', named after its long options in snake_case (see \
-        schemas/run-request.schema.json; events: schemas/run-event.schema.json). Exit codes: 0 every \
-        move succeeded; 1 a move failed; 2 the request was malformed.
+        schemas/run-request.schema.json; events: schemas/run-event.schema.json); its state_dir is \
+        used when --state-dir is not given. \(ExitCodes.pointer)
         """)
 
     @OptionGroup var state: StateDirectoryOption
@@ -36,7 +36,12 @@ struct RunCommand: AsyncParsableCommand {
         }
         var options = state
         if options.stateDir == nil { options.stateDir = request.stateDir }
-        let coordinator = Coordinator(store: try options.store(), emit: printer.print)
+        let store: MoveStore
+        do { store = try options.store() } catch {
+            Console.error("gnt-move: \(error)")
+            throw ExitCode(1)
+        }
+        let coordinator = Coordinator(store: store, emit: printer.print)
         let results = await coordinator.runAll(request.moves, parallel: request.parallel)
         MoveCommand.reportUnstarted(results)
         if results.contains(where: { $0.state != .done }) { throw ExitCode(1) }
@@ -49,12 +54,13 @@ struct BatchCommand: AsyncParsableCommand {
         abstract: "Run the moves listed in FILE (the 'run' request format), for cron.",
         discussion: """
         A lock keeps overlapping runs apart. Moves already done are skipped, interrupted ones are \
-        resumed, failed ones are retried with backoff. One summary line per move at the end. Exit \
-        code 0 when every move is done, 1 otherwise (so cron mails), 2 for a bad file or a held lock.
+        resumed, failed ones are retried with backoff. One summary line per move at the end; a move \
+        not done makes the command fail, so cron mails. The request's state_dir is used when \
+        --state-dir is not given. \(ExitCodes.pointer)
         """)
 
-    @Argument(help: "The batch file (JSON).") var file: String
-    @Flag(help: "Print only failures.") var quiet = false
+    @Argument(help: "The batch file: one 'run' request (JSON).") var file: String
+    @Flag(help: "Print only failures: no events, and summary lines only for moves not done.") var quiet = false
     @Option(help: "Tries per move when a failure may pass (a refusal is not tried again).") var attempts = RetryPolicy.standard.attempts
     @Option(name: .customLong("backoff"), help: "Seconds before the second try; doubled before each further one.") var backoff: Double = 30
     @OptionGroup var state: StateDirectoryOption
@@ -72,7 +78,11 @@ struct BatchCommand: AsyncParsableCommand {
         }
         var options = state
         if options.stateDir == nil { options.stateDir = request.stateDir }
-        let store = try options.store()
+        let store: MoveStore
+        do { store = try options.store() } catch {
+            Console.error("gnt-move: \(error)")
+            throw ExitCode(1)
+        }
         guard let lock = BatchLock(path: store.directory + "/batch.lock") else {
             Console.error("gnt-move: another batch holds \(store.directory)/batch.lock")
             throw ExitCode(2)
@@ -81,7 +91,11 @@ struct BatchCommand: AsyncParsableCommand {
         let printer = EventPrinter(json: false)
         let coordinator = Coordinator(store: store, retry: RetryPolicy(attempts: attempts, firstDelay: backoff),
                                       emit: { if !quiet { printer.print($0) } })
-        let outcomes = try await coordinator.runBatch(request.moves, parallel: request.parallel)
+        let outcomes: [BatchOutcome]
+        do { outcomes = try await coordinator.runBatch(request.moves, parallel: request.parallel) } catch {
+            Console.error("gnt-move: \(error)")
+            throw ExitCode(1)
+        }
         for outcome in outcomes where !quiet || !outcome.succeeded { print(outcome.line) }
         if outcomes.contains(where: { !$0.succeeded }) { throw ExitCode(1) }
     }

@@ -35,7 +35,7 @@ struct SpecCommand: ParsableCommand {
 
     struct Verify: ReportingCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Verify a signed instance spec; prints the spec or exits 1 with the reason.")
+            abstract: "Verify a signed instance spec; prints the spec, or the reason it is refused on stderr.")
         @OptionGroup var secret: SecretOption
         @Option(name: .long, help: "Require this source cluster name.") var cluster: String?
         @Option(name: .customLong("destination-cluster"), help: "Require this destination cluster name.") var destinationCluster: String?

@@ -18,7 +18,7 @@ struct X509Command: ParsableCommand {
         @Option(name: .long, help: ArgumentHelp("Key store directory.", valueName: "DIR"))
         var dir: String
 
-        @Option(name: .long, help: "Certificate validity in seconds (at most 604800).")
+        @Option(name: .long, help: "Certificate validity in seconds (at most 604800, 7 days).")
         var validity: Int64 = X509KeyStore.defaultValidity
 
         @Option(name: .long, help: "Certificate common name (default: this host's FQDN).")
@@ -61,7 +61,7 @@ struct X509Command: ParsableCommand {
     struct Verify: ReportingCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check a signed certificate: signature, expiry, and not valid only in the future (150 s skew).",
-            discussion: "Prints {\"subject\", \"notBefore\", \"notAfter\", \"salt\", \"fingerprint\"} and exits 0, or exits 1 with the reason.")
+            discussion: "Prints {\"subject\", \"notBefore\", \"notAfter\", \"salt\", \"fingerprint\"}, or the reason it is refused on stderr.")
 
         @OptionGroup var secret: SecretOption
 
@@ -92,7 +92,7 @@ struct X509Command: ParsableCommand {
         @Option(name: .long, help: ArgumentHelp("Key store directory.", valueName: "DIR"))
         var dir: String
 
-        @Argument(help: "Key name (x509-…).")
+        @Argument(help: "Key name (x509-…, as 'x509 create' printed it).")
         var name: String
 
         func execute() throws {
