@@ -33,79 +33,29 @@ public struct Demo {
     public func run(keep folderToKeep: String? = nil) async throws -> Summary {
         let folder = folderToKeep ?? FileManager.default.temporaryDirectory.appendingPathComponent("gnt-move-demo-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        var servers: [Process] = []
-        defer {
-            for server in servers where server.isRunning { server.terminate(); server.waitUntilExit() }
-            if folderToKeep == nil { try? FileManager.default.removeItem(atPath: folder) }
-        }
+        defer { if folderToKeep == nil { try? FileManager.default.removeItem(atPath: folder) } }
         log("demo folder \(folder)")
-        let secret = folder + "/cluster-domain-secret"
-        try ClusterDomainSecret.write(to: secret, force: false)
-        var endpoints: [ClusterEndpoint] = []
-        for name in ["alpha", "beta"] {
-            let port = try TCPListener(bind: "127.0.0.1", port: 0, family: .ipv4).port
-            var options = AgentInitializer.Options(clusterName: name, hypervisorDriver: .fake)
-            options.port = port
-            options.bind = "127.0.0.1"
-            options.dataAddress = "127.0.0.1"
-            options.nodeName = "node1.\(name).example"
-            options.secretFile = secret
-            let paths = AgentPaths(root: folder + "/" + name)
-            try AgentInitializer.initialize(paths: paths, options: options)
-            var endpoint = ClusterEndpoint(host: "127.0.0.1", port: port, caFile: paths.rapiCertificate, username: "gnt-move")
-            endpoint.passwordFile = paths.root + "/password"
-            try endpoint.loadCredentials(role: "demo")
-            endpoints.append(endpoint)
-        }
-        let image = folder + "/alpha/disks/demo-vm.img"
+        let clusters = try LoopbackClusters(folder: folder, executable: executable)
+        defer { clusters.stop() }
+        let image = clusters.diskFolder(0) + "/demo-vm.img"
         log("generating a \(size >> 20) MiB sparse image with real data")
         try Self.makeImage(image, size: size)
         let digest = try Self.sha256(image)
-        let service = try ClusterAgentService(paths: AgentPaths(root: folder + "/alpha"))
-        try await service.adopt(spec: InstanceSpec(name: "demo-vm", diskTemplate: "file", disks: [.init(size: size >> 20)],
-                                             nics: [.init(mac: "aa:00:00:de:00:01", mode: "bridged", link: "br0")],
-                                             hypervisor: "kvm", beparams: ["maxmem": .int(512), "vcpus": .int(1)], tags: ["demo"]),
-                          diskPaths: [image], running: true)
-        for name in ["alpha", "beta"] {
-            let server = Process()
-            server.executableURL = URL(fileURLWithPath: executable)
-            server.arguments = ["agent", "serve", "--dir", folder + "/" + name]
-            server.standardOutput = FileHandle.nullDevice
-            server.standardError = FileHandle(forWritingAtPath: "/dev/null")
-            try server.run()
-            servers.append(server)
-        }
-        for endpoint in endpoints { try await Self.waitForAgent(endpoint) }
-        log("clusters alpha (127.0.0.1:\(endpoints[0].port)) and beta (127.0.0.1:\(endpoints[1].port)) are up")
+        try await clusters.adopt("demo-vm", image: image, size: size)
+        try await clusters.start()
+        log("clusters alpha (127.0.0.1:\(clusters.endpoints[0].port)) and beta (127.0.0.1:\(clusters.endpoints[1].port)) are up")
 
-        var request = MoveRequest(source: endpoints[0], destination: endpoints[1], instance: "demo-vm")
+        var request = MoveRequest(source: clusters.endpoints[0], destination: clusters.endpoints[1], instance: "demo-vm")
         request.compress = .zstd
         let coordinator = Coordinator(store: try MoveStore(directory: folder + "/coordinator"), emit: events)
         let started = Monotonic.now()
         let result = await coordinator.run(request)
         let seconds = Monotonic.now() - started
-        var wire: Int64 = 0
-        if let job = result.facts.exportJob {
-            let client = try RAPIClient(endpoint: endpoints[0])
-            let status = try await client.job(job)
-            for entry in status["oplog"]?.arrayValue?.first?.arrayValue ?? [] {
-                guard let parts = entry.arrayValue, parts.count > 3, let message = parts[3].stringValue, let range = message.range(of: #"(\d+) bytes on the wire"#, options: .regularExpression) else { continue }
-                wire += Int64(message[range].split(separator: " ").first ?? "") ?? 0
-            }
-        }
-        let moved = folder + "/beta/disks/demo-vm.disk0"
+        let wire = try await clusters.wireBytes(of: result)
+        let moved = clusters.diskFolder(1) + "/demo-vm.disk0"
         let movedDigest = FileManager.default.fileExists(atPath: moved) ? try Self.sha256(moved) : ""
         let match = result.state == .done && movedDigest == digest
         return Summary(seconds: seconds, diskBytes: size, wireBytes: wire, digestsMatch: match, state: result.state)
-    }
-
-    static func waitForAgent(_ endpoint: ClusterEndpoint) async throws {
-        let client = try RAPIClient(endpoint: endpoint)
-        for _ in 0..<200 {
-            if (try? await client.version()) == 2 { return }
-            try await Task.sleep(nanoseconds: 50_000_000)
-        }
-        throw CoordinatorError(reason: .connection, message: "the demo agent on port \(endpoint.port) did not start")
     }
 
     /// A sparse image: 1 MiB extents of this machine's binaries spread over it, 1/16 of it data.

@@ -3,11 +3,11 @@ import BlockStream
 import Foundation
 import MoveCoordinator
 
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print ratios against baselines run beside them.",
-        subcommands: [Stream.self])
+        subcommands: [Stream.self, Cut.self])
 
     struct Stream: ReportingCommand {
         static let configuration = CommandConfiguration(

@@ -30,6 +30,7 @@ final class ClosedSetArgumentTests: XCTestCase {
         exporting.bandwidthLimit = 12_345_678
         exporting.journalPath = "/run/export.journal"
         exporting.abortAfter = 1 << 30
+        exporting.reconnectWindow = 45.5
         var importing = ImportExportOptions(mode: .import, keyPath: "/keys/b.key", certificatePath: "/keys/b.pem", caPath: "/keys/a.pem")
         importing.statusFile = "/run/import.status"
         importing.bind = "192.0.2.7"
@@ -38,6 +39,7 @@ final class ClosedSetArgumentTests: XCTestCase {
         importing.path = "/srv/disks/vm1.disk0"
         importing.streamProtocol = .ganeti
         importing.targetIsZero = true
+        importing.reconnectWindow = 120
         var defaults = ImportExportOptions(mode: .import, keyPath: "k", certificatePath: "c", caPath: "a")
         defaults.statusFile = "status"
         return [exporting, importing, defaults]

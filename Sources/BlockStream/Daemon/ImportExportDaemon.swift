@@ -166,18 +166,22 @@ public enum ImportExportDaemon {
         }
     }
 
-    /// Connects again after a break, trying until `deadline` (monotonic seconds).
+    /// Connects again after a break, trying until `deadline` (monotonic seconds): at once, then
+    /// after 50 ms, doubling to at most 1 s (the importer listens again as soon as it sees the
+    /// break, which may be a moment after the exporter does).
     static func reconnect(_ connector: TCPConnector, context: TLSContext, _ options: ImportExportOptions, reporter: StatusReporter,
                           until deadline: Double) throws -> TLSConnection {
+        var delay = 0.05
         while true {
             do {
-                return try authenticatedConnection(connector, context: context, handshakeTimeout: options.handshakeTimeout, reporter: reporter)
+                return try authenticatedOnce(connector, context: context, handshakeTimeout: options.handshakeTimeout)
             } catch {
-                guard Monotonic.now() < deadline else {
+                guard Monotonic.now() + delay < deadline else {
                     throw BlockStreamError(.connect, "the connection broke and did not come back within \(formatSeconds(options.reconnectWindow)): \(error)")
                 }
-                reporter.log("reconnecting failed (\(error)); trying again")
-                usleep(1_000_000)
+                if delay >= 1 { reporter.log("reconnecting failed (\(error)); trying again") }
+                usleep(UInt32(delay * 1e6))
+                delay = min(delay * 2, 1)
             }
         }
     }
@@ -188,15 +192,20 @@ public enum ImportExportDaemon {
     static func authenticatedConnection(_ connector: TCPConnector, context: TLSContext, handshakeTimeout: Double,
                                         reporter: StatusReporter) throws(BlockStreamError) -> TLSConnection {
         try connector.retrying(onRetry: reporter.log) { () throws -> TLSConnection in
-            let connection = try TLSConnection(context: context, socket: try connector.connectOnce())
-            do {
-                try connection.handshake(timeout: handshakeTimeout, peerName: connector.peerName)
-                try connection.awaitServerVerdict(timeout: 2, peerName: connector.peerName)
-                return connection
-            } catch {
-                connection.abort()
-                throw error
-            }
+            try authenticatedOnce(connector, context: context, handshakeTimeout: handshakeTimeout)
+        }
+    }
+
+    /// One connection attempt and its TLS handshake, with the importer's verdict on our certificate.
+    static func authenticatedOnce(_ connector: TCPConnector, context: TLSContext, handshakeTimeout: Double) throws -> TLSConnection {
+        let connection = try TLSConnection(context: context, socket: try connector.connectOnce())
+        do {
+            try connection.handshake(timeout: handshakeTimeout, peerName: connector.peerName)
+            try connection.awaitServerVerdict(timeout: 2, peerName: connector.peerName)
+            return connection
+        } catch {
+            connection.abort()
+            throw error
         }
     }
 

@@ -22,9 +22,14 @@ extension ClusterAgentService {
         guard body["mode"]?.stringValue == "remote" else { throw AgentError.wrongInput("Only remote exports are supported") }
         let record = try instance(name)
         let keyName = try X509KeyName.check(body["x509_key_name"] ?? .null, secret: secret)
+        // A continuable export (gnt-move's coordinator, `gnt-move-continue-v1`) keeps its key
+        // when it fails, so that a new export with the same certificate can continue the transfer
+        // the importer still waits for; the coordinator removes it (discard-key) when it gives up.
+        let continuable = body["gnt_move_continuable"]?.boolValue ?? false
+        var succeeded = false
         defer {
-            // Ganeti never removes the source's key (spec §9.9); gnt-move always does.
-            try? keyStore.remove(name: keyName)
+            // Ganeti never removes the source's key (spec §9.9); gnt-move does.
+            if succeeded || !continuable { try? keyStore.remove(name: keyName) }
         }
         let compression = try SpecValidation.compression(body["compress"])
         guard keyStore.contains(name: keyName) else { throw AgentError.wrongInput("X509 key '\(keyName)' is not known on this cluster") }
@@ -85,6 +90,7 @@ extension ClusterAgentService {
                 options.expectedSize = record.spec.disks[index].size << 20
                 options.bandwidthLimit = bandwidthLimit
                 options.reconnectWindow = config.effectiveTransferReconnectWindow
+                options.resume = body["gnt_move_resume"]?.boolValue ?? false
                 options.path = access.path
             })
         }
@@ -92,13 +98,16 @@ extension ClusterAgentService {
         let allDone = results.allSatisfy { $0 }
         if allDone { daemons.forEach { $0.removeFolder() } }
         guard allDone else {
-            if wasRunning, shutdown {
+            // A continuable export leaves the instance stopped: the coordinator either exports
+            // again or, giving up, starts it (it knows whether it ran before the move).
+            if wasRunning, shutdown, !continuable {
                 context.log("Starting instance \(name) again after the failed export")
                 try? await start(name)
             }
             let failed = results.enumerated().filter { !$0.element }.map { String($0.offset) }
             throw AgentError.execution("Export failed, errors in disk export: disk(s) \(failed.joined(separator: ", "))")
         }
+        succeeded = true
         if body["remove_instance"]?.boolValue ?? false {
             context.log("Removing instance \(name)")
             try await remove(name, context: context)

@@ -144,6 +144,8 @@ public struct MoveFacts: Sendable, Equatable, Codable {
     public var exportResult: JSONValue?
     /// Broken disk transfers that continued from the importer's journal: what was kept.
     public var transferResumes: [TransferResume]?
+    /// Export jobs started again to continue a transfer whose exporter failed.
+    public var exportContinuations: Int?
     public var finalized: Bool?
     public var removeJob: Int64?
     public var sourceRemoved: Bool?
@@ -157,7 +159,7 @@ public struct MoveFacts: Sendable, Equatable, Codable {
         case createSubmitted = "create_submitted", createJob = "create_job", remoteImport = "remote_import"
         case destinationUUID = "destination_uuid", sourceStopped = "source_stopped", exportSubmitted = "export_submitted"
         case exportJob = "export_job", exportResult = "export_result", removeJob = "remove_job", sourceRemoved = "source_removed"
-        case transferResumes = "transfer_resumes"
+        case transferResumes = "transfer_resumes", exportContinuations = "export_continuations"
     }
 
     /// The jobs started so far, by step (`status`).

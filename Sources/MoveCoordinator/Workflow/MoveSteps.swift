@@ -232,23 +232,42 @@ struct MoveSteps {
            let job = try await findJob(source, summary: "BACKUP_EXPORT(\(request.instance))", after: record.facts.prepareJob) {
             return try store.record(record.id, state: .exporting, detail: "found export job \(job)") { $0.exportJob = job }
         }
-        let remote = record.facts.remoteImport ?? .null
-        let prepared = record.facts.prepared ?? .null
         try await stopSource(record)
         step(record, "export")
         _ = try store.record(record.id, detail: "submitting the export request") { $0.exportSubmitted = true }
-        // The source is removed only after the destination confirmed every disk (a separate
-        // step), never by the export itself.
+        let job = try await source.exportInstance(request.instance, body: try await exportBody(record, resume: false))
+        return try store.record(record.id, state: .exporting, detail: "export job \(job)") { $0.exportJob = job }
+    }
+
+    /// The export request. The source is removed only after the destination confirmed every disk
+    /// (a separate step), never by the export itself. Between gnt-move agents that can continue a
+    /// transfer, the source keeps its key if the export fails (cleanup removes it) and `resume`
+    /// asks the exporter to continue from the importer's journal.
+    func exportBody(_ record: MoveRecord, resume: Bool) async throws -> JSONValue {
+        let remote = record.facts.remoteImport ?? .null
+        let prepared = record.facts.prepared ?? .null
         var body: [String: JSONValue] = [
             "mode": .string("remote"), "destination": remote["disks"] ?? .null, "shutdown": .bool(true),
             "remove_instance": .bool(false), "x509_key_name": prepared["x509_key_name"] ?? .null,
             "destination_x509_ca": remote["x509_ca"] ?? .null, "compress": .string(request.compress.rawValue),
         ]
-        if let limit = request.bandwidthLimit, (try await source.features()).contains("gnt-move-stream-v1") {
+        let features = try await source.features()
+        if let limit = request.bandwidthLimit, features.contains("gnt-move-stream-v1") {
             body["gnt_move_bwlimit"] = .int64(limit)
         }
-        let job = try await source.exportInstance(request.instance, body: .object(body))
-        return try store.record(record.id, state: .exporting, detail: "export job \(job)") { $0.exportJob = job }
+        if try await canContinueTransfers() {
+            body["gnt_move_continuable"] = .bool(true)
+            if resume { body["gnt_move_resume"] = .bool(true) }
+        }
+        return .object(body)
+    }
+
+    /// Whether both clusters continue a broken gnt-move/1 transfer (`/2/features`): the source
+    /// keeps its key and resumes, the destination's importer waits for it.
+    func canContinueTransfers() async throws -> Bool {
+        let feature = "gnt-move-continue-v1"
+        guard try await source.features().contains(feature) else { return false }
+        return try await destination.features().contains(feature)
     }
 
     /// Stops a running source before its export. The export's own `shutdown` would do it too,
@@ -267,26 +286,61 @@ struct MoveSteps {
 
     /// Follows both jobs; every disk must be confirmed by both sides.
     func awaitDisks(_ record: MoveRecord) async throws -> MoveRecord {
-        guard let exportJob = record.facts.exportJob, let createJob = record.facts.createJob else {
+        guard record.facts.exportJob != nil, let createJob = record.facts.createJob else {
             throw CoordinatorError(reason: .state, message: "jobs missing from the record")
         }
         // Both jobs are followed at once: a disk that fails on either side fails the attempt
         // as soon as that side knows, not after the other side gives up.
-        let exported: JSONValue = try await withThrowingTaskGroup(of: JSONValue?.self) { group in
-            group.addTask { try await followExport(exportJob, record) }
-            group.addTask {
-                _ = try await destination.pollJob(createJob, deadline: deadline)
-                return nil
+        var record = record
+        var exported: JSONValue = .null
+        while true {
+            let current = record
+            guard let exportJob = current.facts.exportJob else { throw CoordinatorError(reason: .state, message: "no export job recorded") }
+            do {
+                exported = try await withThrowingTaskGroup(of: JSONValue?.self) { group in
+                    group.addTask { try await followExport(exportJob, current) }
+                    group.addTask {
+                        _ = try await destination.pollJob(createJob, deadline: deadline)
+                        return nil
+                    }
+                    var exported: JSONValue = .null
+                    for try await result in group { if let result { exported = result } }
+                    return exported
+                }
+                break
+            } catch let failure as RAPIJobError where failure.jobId == exportJob {
+                guard let continued = try await continueExport(current, after: failure) else { throw failure }
+                record = continued
             }
-            var exported: JSONValue = .null
-            for try await result in group { if let result { exported = result } }
-            return exported
         }
         guard exported.arrayValue?.first?.boolValue == true, (exported.arrayValue?.last?.arrayValue ?? []).allSatisfy({ $0.boolValue == true }) else {
             throw CoordinatorError(reason: .exportFailed, message: "the export reported failed disks: \(exported.serialized)")
         }
         return try store.record(record.id, state: .disksDone, detail: "every disk confirmed by both clusters") { $0.exportResult = exported }
     }
+
+    /// The export failed on the source (its daemon died, its agent restarted) while the
+    /// destination still waits: export again, continuing from the importer's journal, with the
+    /// same key and the same signed disk addresses. Nil when that is not possible (a peer without
+    /// the capability, a destination that gave up, the limit of continuations reached): the
+    /// attempt then fails and is cleaned up as before.
+    func continueExport(_ record: MoveRecord, after failure: RAPIJobError) async throws -> MoveRecord? {
+        let done = record.facts.exportContinuations ?? 0
+        guard done < Self.maxExportContinuations, try await canContinueTransfers(), let createJob = record.facts.createJob,
+              let state = try? await destination.job(createJob)["status"]?.stringValue, !Coordinator.finishedJobStates.contains(state) else {
+            return nil
+        }
+        coordinator.emit(MoveEvent(.step, move: record, ["step": .string("resume-transfer"), "state": .string(record.state.rawValue),
+                                                         "message": .string("the export failed (\(failure.message)); the destination still waits: exporting again from where its journal stopped")]))
+        let job = try await source.exportInstance(request.instance, body: try await exportBody(record, resume: true))
+        return try store.record(record.id, detail: "export job \(job) continues the transfer after: \(failure.message)") {
+            $0.exportJob = job
+            $0.exportContinuations = done + 1
+        }
+    }
+
+    /// Exports started again for one attempt before it is given up.
+    static let maxExportContinuations = 5
 
     /// Follows the source's export job, turning its log into progress, disk-done and
     /// resume-transfer events; returns its result.
