@@ -231,6 +231,29 @@ public final class RAPIClient: Sendable {
         ]))
     }
 
+    /// How long a cluster may be unreachable while a job is followed (an agent restarting, a
+    /// cut): the job runs on the cluster, so asking again later loses nothing.
+    public static let outageTolerance = 120.0
+
+    /// Runs `call`, asking again while the cluster cannot be reached (status 0: refused, reset,
+    /// closed, timed out), backing off from 0.25 s to 4 s, for up to ``outageTolerance``. Any
+    /// answer from the cluster, an error included, is returned at once; nothing is retried past
+    /// `deadline`.
+    func riding<T: Sendable>(until deadline: Date? = nil, _ call: () async throws -> T) async throws -> T {
+        let giveUp = min(Date().addingTimeInterval(Self.outageTolerance), deadline ?? .distantFuture)
+        var delay = 0.25
+        while true {
+            do {
+                return try await call()
+            } catch let error as RAPIError where error.status == 0 {
+                guard Date().addingTimeInterval(delay) < giveUp else { throw error }
+                Logger(label: "gnt-move.rapi").info("\(endpoint.host):\(endpoint.port) unreachable (\(error.message)); asking again in \(delay) s")
+                try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+                delay = min(delay * 2, 4)
+            }
+        }
+    }
+
     /// Follows a job to its end, handing each new log entry to `onLog`; returns `opresult[0]`
     /// on success and throws ``RAPIJobError`` otherwise.
     public func pollJob(_ id: Int64, deadline: Date? = nil, onLog: (JSONValue) async throws -> Void = { _ in }) async throws -> JSONValue {
@@ -240,7 +263,8 @@ public final class RAPIClient: Sendable {
             if let deadline, Date() > deadline {
                 throw CoordinatorError(reason: .timeout, message: "gave up waiting for job \(id) on \(endpoint.host):\(endpoint.port) (--timeout)")
             }
-            let change = try await waitForJobChange(id, previousInfo: info, previousSerial: serial)
+            let (previousInfo, previousSerial) = (info, serial)
+            let change = try await riding(until: deadline) { try await waitForJobChange(id, previousInfo: previousInfo, previousSerial: previousSerial) }
             let entries = change["log_entries"]?.arrayValue ?? []
             for entry in entries {
                 if let s = entry.arrayValue?.first?.integerValue { serial = max(serial ?? s, s) }
@@ -250,7 +274,7 @@ public final class RAPIClient: Sendable {
             let status = info?.arrayValue?.first?.stringValue ?? ""
             if entries.isEmpty && ["success", "error", "canceling", "canceled"].contains(status) { break }
         }
-        let job = try await job(id)
+        let job = try await riding(until: deadline) { try await self.job(id) }
         let result = job["opresult"]?.arrayValue?.first ?? .null
         guard job["status"]?.stringValue == "success" else {
             let parts = result.arrayValue ?? []

@@ -27,6 +27,19 @@ final class CoordinatorTests: XCTestCase {
         source.moveArguments(to: destination, instances, stateDir: stateDir) + extra
     }
 
+    /// The port of the destination's disk-0 importer, from its status file, once an exporter is
+    /// connected to it.
+    func importerPort() -> Int? {
+        let folders = (try? FileManager.default.contentsOfDirectory(atPath: destination.dir + "/import-export")) ?? []
+        for name in folders where name.hasPrefix("import-disk0-") {
+            let status = try? ImportExportStatus.load(path: destination.dir + "/import-export/\(name)/status")
+            if status?.connected == true, let port = status?.listen_port { return port }
+        }
+        return nil
+    }
+
+    func importerConnected() -> Bool { importerPort() != nil }
+
     func events(_ output: String) throws -> [JSONValue] {
         try output.split(separator: "\n").map { try JSONValue(parsing: String($0)) }
     }
@@ -123,6 +136,36 @@ final class CoordinatorTests: XCTestCase {
         XCTAssertEqual(source.keyNames + destination.keyNames, [])
     }
 
+    /// The source agent is SIGKILLed mid-transfer and restarted: its export job fails, the
+    /// destination's importer still waits, and the coordinator exports again with the same key,
+    /// continuing from the importer's journal in the same attempt (no retry from scratch).
+    func testSourceAgentKilledMidTransferContinues() async throws {
+        let size = 48 << 20
+        let image = folder.file("srcdown.img")
+        try TestData.writeRandom(image, size: size)
+        let digest = try TestData.sha256(image)
+        try source.addInstance("srcdown", disks: [image], extra: ["--running"])
+        let coordinator = try BackgroundProcess(Repository.gntMove, moveArguments(["srcdown"], extra: ["--json", "--bwlimit", "8M"]))
+        XCTAssertTrue(waitFor(timeout: 60) { self.importerConnected() }, "the transfer never connected: \(coordinator.stdout)")
+        usleep(2_500_000)
+        source.stop()
+        try source.start()
+        XCTAssertEqual(coordinator.wait(timeout: 120), 0, coordinator.stdout + coordinator.stderr)
+        let lines = try events(coordinator.stdout)
+        XCTAssertFalse(lines.contains { $0["step"]?.stringValue == "retry" }, coordinator.stdout)
+        let resumed = lines.filter { $0["step"]?.stringValue == "resume-transfer" }
+        XCTAssertNotNil(resumed.first { $0["message"]?.stringValue?.contains("exporting again from where its journal stopped") == true }, coordinator.stdout)
+        let offset = try XCTUnwrap(resumed.compactMap { $0["offset"]?.integerValue }.first, coordinator.stdout)
+        XCTAssertGreaterThan(offset, 4 << 20, "what arrived before the source went down was kept")
+        XCTAssertEqual(try TestData.sha256(destination.dir + "/disks/srcdown.disk0"), digest)
+        let list = try await destination.client().request(.GET, "/2/instances")
+        XCTAssertEqual(list.arrayValue?.count, 1, "exactly once")
+        let sources = try await source.client().request(.GET, "/2/instances")
+        XCTAssertEqual(sources, .array([]), "the source was removed after the destination confirmed the disk")
+        XCTAssertTrue(waitFor(timeout: 30) { self.source.keyNames.isEmpty && self.destination.keyNames.isEmpty })
+        try SchemaValidation.validate(coordinator.stdout.split(separator: "\n").map(String.init), schema: "run-event.schema.json")
+    }
+
     func testAbortCancelsJobsAndRestoresTheSource() async throws {
         let image = folder.file("slow.img")
         try TestData.writeMixed(image, size: 32 << 20, seed: 78)
@@ -158,14 +201,9 @@ final class CoordinatorTests: XCTestCase {
         let digest = try TestData.sha256(image)
         try source.addInstance("cut", disks: [image], extra: ["--running"])
         let move = try BackgroundProcess(Repository.gntMove, moveArguments(["cut"], extra: ["--json", "--bwlimit", "8M"]))
-        // The importer's port, from its status file, once the exporter is connected.
         var port: Int?
         XCTAssertTrue(waitFor(timeout: 60) {
-            let folders = (try? FileManager.default.contentsOfDirectory(atPath: self.destination.dir + "/import-export")) ?? []
-            for name in folders where name.hasPrefix("import-disk0-") {
-                let status = try? ImportExportStatus.load(path: self.destination.dir + "/import-export/\(name)/status")
-                if status?.connected == true { port = status?.listen_port }
-            }
+            port = self.importerPort()
             return port != nil
         }, "the transfer never connected")
         let dataPort = try XCTUnwrap(port)

@@ -304,8 +304,10 @@ final class MoveSafetyTests: XCTestCase {
                 XCTAssertTrue(coordinator.stdout.contains("\"resume-transfer\""), coordinator.stdout)
                 XCTAssertFalse(coordinator.stdout.contains("\"retry\""), coordinator.stdout)
             } else {
-                // The importer died and its instance with it: a fresh attempt.
-                XCTAssertTrue(coordinator.stdout.contains("\"retry\""), coordinator.stdout)
+                // The importer died and its instance with it: a fresh attempt, which says why.
+                let retry = coordinator.stdout.split(separator: "\n").compactMap { try? JSONValue(parsing: String($0)) }
+                    .first { $0["step"]?.stringValue == "retry" }
+                XCTAssertTrue(retry?["message"]?.stringValue?.hasPrefix("attempt 2, from the start, after: ") == true, coordinator.stdout)
             }
             XCTAssertEqual(try TestData.sha256(destination.dir + "/disks/\(name).disk0"), digest)
             let list = try await destination.client().request(.GET, "/2/instances")

@@ -78,7 +78,8 @@ public final class Coordinator: Sendable {
             try? await Task.sleep(nanoseconds: UInt64(retry.delay(after: attempt) * 1e9))
             attempt += 1
             guard let restarted = try? store.restart(id, detail: "attempt \(attempt) after: \(record.error ?? "")") else { return record }
-            emit(MoveEvent(.step, move: restarted, ["step": .string("retry"), "state": .string(restarted.state.rawValue)]))
+            emit(MoveEvent(.step, move: restarted, ["step": .string("retry"), "state": .string(restarted.state.rawValue),
+                                                    "message": .string("attempt \(attempt), from the start, after: \(record.error ?? "")")]))
         }
     }
 

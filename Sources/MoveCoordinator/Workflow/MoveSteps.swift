@@ -185,7 +185,8 @@ struct MoveSteps {
         var info: JSONValue?
         var serial: Int64?
         while true {
-            let change = try await destination.waitForJobChange(job, previousInfo: info, previousSerial: serial)
+            let (previousInfo, previousSerial) = (info, serial)
+            let change = try await destination.riding(until: deadline) { try await destination.waitForJobChange(job, previousInfo: previousInfo, previousSerial: previousSerial) }
             for entry in change["log_entries"]?.arrayValue ?? [] {
                 if let number = entry.arrayValue?.first?.integerValue { serial = max(serial ?? number, number) }
                 if let message = Self.remoteImportMessage(entry) { return try await recordListening(record, message) }
@@ -326,7 +327,13 @@ struct MoveSteps {
     /// attempt then fails and is cleaned up as before.
     func continueExport(_ record: MoveRecord, after failure: RAPIJobError) async throws -> MoveRecord? {
         let done = record.facts.exportContinuations ?? 0
-        guard done < Self.maxExportContinuations, try await canContinueTransfers(), let createJob = record.facts.createJob,
+        guard try await canContinueTransfers() else {
+            // Ganeti's stream keeps no journal: say that the next attempt starts the disks again.
+            throw RAPIJobError(jobId: failure.jobId, errorClass: failure.errorClass,
+                               message: failure.message + " (a broken transfer continues only between clusters with gnt-move-continue-v1, not with a Ganeti peer: the disks start again)",
+                               ecode: failure.ecode)
+        }
+        guard done < Self.maxExportContinuations, let createJob = record.facts.createJob,
               let state = try? await destination.job(createJob)["status"]?.stringValue, !Coordinator.finishedJobStates.contains(state) else {
             return nil
         }
