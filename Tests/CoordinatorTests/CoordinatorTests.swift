@@ -166,6 +166,32 @@ final class CoordinatorTests: XCTestCase {
         try SchemaValidation.validate(coordinator.stdout.split(separator: "\n").map(String.init), schema: "run-event.schema.json")
     }
 
+    /// The coordinator is SIGKILLed while a disk is on the wire: the agents carry on, and
+    /// `resume` follows the same jobs to the end; nothing is sent twice, nothing is retried.
+    func testCoordinatorKilledMidTransferResumesWithoutSendingAgain() throws {
+        let size = 32 << 20
+        let image = folder.file("coord.img")
+        try TestData.writeRandom(image, size: size)
+        let digest = try TestData.sha256(image)
+        try source.addInstance("coord", disks: [image], extra: ["--running"])
+        let coordinator = try BackgroundProcess(Repository.gntMove, moveArguments(["coord"], extra: ["--json", "--bwlimit", "8M"]))
+        XCTAssertTrue(waitFor(timeout: 60) { self.importerConnected() }, "the transfer never connected: \(coordinator.stdout)")
+        usleep(1_500_000)
+        coordinator.kill(SIGKILL)
+        coordinator.wait()
+        let id = try XCTUnwrap(try events(coordinator.stdout).first?["move_id"]?.stringValue)
+        let resumed = try gntMove("resume", id, "--json", "--state-dir", stateDir)
+        XCTAssertEqual(resumed.status, 0, resumed.stdout + resumed.stderr)
+        let lines = try events(resumed.stdout)
+        XCTAssertEqual(lines.last?["event"]?.stringValue, "move-done", resumed.stdout)
+        XCTAssertFalse(lines.contains { $0["step"]?.stringValue == "retry" || $0["step"]?.stringValue == "resume-transfer" }, resumed.stdout)
+        let done = try XCTUnwrap(lines.first { $0["event"]?.stringValue == "disk-done" }?["message"]?.stringValue, resumed.stdout)
+        let wire = try XCTUnwrap(done.components(separatedBy: ", ").first { $0.hasSuffix("bytes on the wire") }.flatMap { Int64($0.split(separator: " ")[0]) }, done)
+        XCTAssertLessThan(wire, Int64(size) + Int64(2 << 20), "the disk crossed the wire once: \(done)")
+        XCTAssertEqual(try TestData.sha256(destination.dir + "/disks/coord.disk0"), digest)
+        XCTAssertEqual(source.keyNames + destination.keyNames, [])
+    }
+
     func testAbortCancelsJobsAndRestoresTheSource() async throws {
         let image = folder.file("slow.img")
         try TestData.writeMixed(image, size: 32 << 20, seed: 78)
