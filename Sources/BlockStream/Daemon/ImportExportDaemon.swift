@@ -84,6 +84,7 @@ public enum ImportExportDaemon {
                                         targetIsZero: options.targetIsZero,
                                         binding: { size in try journalBinding(options, context: context, role: "import", size: size) })
         var current = connection
+        var breaks = 0
         while true {
             do {
                 let digest = try importer.run(connection: current, sink: sink)
@@ -93,6 +94,10 @@ public enum ImportExportDaemon {
             } catch where options.reconnectWindow > 0 && ConnectionBreak.isBreak(error) {
                 // What arrived and verified is durable and journaled; the same exporter (the
                 // pinned certificate, the same magic) may come back to the same port and resume.
+                breaks += 1
+                guard breaks <= Self.maxBreaks else {
+                    throw BlockStreamError(.connect, "the connection broke \(breaks) times; giving up (last: \(error))")
+                }
                 reporter.log("the connection broke (\(error)); listening again on port \(listener.port) for up to \(formatSeconds(options.reconnectWindow)) for the exporter to resume")
                 reporter.update { $0.connected = false }
                 let again = try TCPListener(bind: options.bind, port: listener.port, family: options.family)
@@ -105,6 +110,10 @@ public enum ImportExportDaemon {
             }
         }
     }
+
+    /// Broken connections one transfer survives (each with the whole `--reconnect` window to come
+    /// back); a link that keeps breaking ends the transfer rather than looping for ever.
+    static let maxBreaks = 100
 
     /// The first connection on `listener` that authenticates within `seconds` (the listener is
     /// closed afterwards).
@@ -141,7 +150,7 @@ public enum ImportExportDaemon {
         let binding = try journalBinding(options, context: context, role: "export", size: size)
         var current = connection
         var resume = options.resume
-        var brokeAt: Double?
+        var breaks = 0
         while true {
             let exporter = V1StreamExporter(settings: options.stream, reporter: reporter, journalPath: options.effectiveJournalPath,
                                             resume: resume, limiter: limiter, binding: binding, abortAfter: options.abortAfter)
@@ -152,11 +161,13 @@ public enum ImportExportDaemon {
                 return
             } catch where options.reconnectWindow > 0 && ConnectionBreak.isBreak(error) {
                 // The importer keeps what it verified; a new connection continues from there.
-                let since = brokeAt ?? Monotonic.now()
-                brokeAt = since
+                breaks += 1
+                guard breaks <= Self.maxBreaks else {
+                    throw BlockStreamError(.connect, "the connection broke \(breaks) times; giving up (last: \(error))")
+                }
                 reporter.log("the connection broke (\(error)); reconnecting to resume (for up to \(formatSeconds(options.reconnectWindow)))")
                 reporter.update { $0.connected = false }
-                current = try reconnect(connector, context: context, options, reporter: reporter, until: since + options.reconnectWindow)
+                current = try reconnect(connector, context: context, options, reporter: reporter, until: Monotonic.now() + options.reconnectWindow)
                 guard try negotiate(current, options, peer: "the importer at \(connector.peerName)", reporter: reporter) else {
                     current.abort()
                     throw BlockStreamError(.protocolError, "the importer came back without gnt-move/1; a broken transfer continues only with it")
