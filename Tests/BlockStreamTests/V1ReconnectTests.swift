@@ -6,13 +6,6 @@ import XCTest
 /// A gnt-move/1 transfer whose connection is cut (both sockets reset, as `ss -K` does) continues
 /// on a new connection from the importer's journal, with `--reconnect` on both daemons.
 final class V1ReconnectTests: XCTestCase {
-    /// Resets every TCP socket to or from `port` on this host; returns how many were reset.
-    @discardableResult
-    func cut(port: Int) throws -> Int {
-        let result = try runProcess("/usr/bin/ss", ["-K", "-t", "-n", "( sport = :\(port) or dport = :\(port) )"])
-        return result.stdout.split(separator: "\n").filter { $0.contains("ESTAB") }.count
-    }
-
     func testCutConnectionsContinueWhereTheyStopped() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/ss") else { throw XCTSkip("ss (iproute2) is not installed") }
         let harness = DaemonHarness("reconnect")
@@ -29,7 +22,7 @@ final class V1ReconnectTests: XCTestCase {
         var cuts = 0
         for delay in [2.0, 1.5] {
             Thread.sleep(forTimeInterval: delay)
-            XCTAssertTrue(waitFor(timeout: 10) { ((try? self.cut(port: port)) ?? 0) > 0 }, "no established connection to cut")
+            XCTAssertTrue(waitFor(timeout: 10) { ((try? resetTCPConnections(port: port)) ?? 0) > 0 }, "no established connection to cut")
             cuts += 1
         }
         XCTAssertEqual(exporter.wait(), 0, exporter.stderr)

@@ -9,8 +9,10 @@ import XCTest
 /// Creating, starting, stopping and removing instances through RAPI, with the `command`
 /// hypervisor driver running real commands.
 final class AgentLifecycleTests: XCTestCase {
-    func testCreateStartStopRemoveWithCommandDriver() async throws {
-        let folder = TemporaryDirectory("lifecycle")
+    /// An agent (not started) with the `command` driver: start touches `MARKS/NAME`, status tests
+    /// for it, stop removes it; `configure` changes the rest. Returns the agent and MARKS.
+    func commandDriverAgent(_ label: String, configure: (inout AgentConfig) -> Void = { _ in }) throws -> (AgentHarness, String) {
+        let folder = TemporaryDirectory(label)
         let secret = folder.file("cds")
         XCTAssertEqual(try gntMove("secret", "new", "--out", secret).status, 0)
         let agent = try AgentHarness(cluster: "cluster-c", secret: secret, folder: folder)
@@ -22,7 +24,13 @@ final class AgentLifecycleTests: XCTestCase {
         config.startCommand = "touch \(marks)/%s"
         config.stopCommand = "rm -f \(marks)/%s"
         config.statusCommand = "test -e \(marks)/%s"
+        configure(&config)
         try JSONEncoder().encode(config).write(to: URL(fileURLWithPath: configPath))
+        return (agent, marks)
+    }
+
+    func testCreateStartStopRemoveWithCommandDriver() async throws {
+        let (agent, marks) = try commandDriverAgent("lifecycle")
         try agent.start()
         defer { agent.stop() }
         let client = try agent.client()
@@ -59,20 +67,10 @@ final class AgentLifecycleTests: XCTestCase {
     /// A stop command that hangs is stopped after `stopCommandTimeout` and fails the job, naming
     /// the command, the instance and the timeout; the instance stays recorded as up.
     func testStopCommandPastItsTimeoutFailsTheJob() async throws {
-        let folder = TemporaryDirectory("lifecycle-timeout")
-        let secret = folder.file("cds")
-        XCTAssertEqual(try gntMove("secret", "new", "--out", secret).status, 0)
-        let agent = try AgentHarness(cluster: "cluster-c", secret: secret, folder: folder)
-        let marks = folder.file("marks")
-        try FileManager.default.createDirectory(atPath: marks, withIntermediateDirectories: true)
-        let configPath = agent.dir + "/agent.json"
-        var config = try JSONDecoder().decode(AgentConfig.self, from: Data(contentsOf: URL(fileURLWithPath: configPath)))
-        config.hypervisorDriver = .command
-        config.startCommand = "touch \(marks)/%s"
-        config.stopCommand = "sleep 30"
-        config.statusCommand = "test -e \(marks)/%s"
-        config.stopCommandTimeout = 1
-        try JSONEncoder().encode(config).write(to: URL(fileURLWithPath: configPath))
+        let (agent, _) = try commandDriverAgent("lifecycle-timeout") { config in
+            config.stopCommand = "sleep 30"
+            config.stopCommandTimeout = 1
+        }
         try agent.start()
         defer { agent.stop() }
         let client = try agent.client()

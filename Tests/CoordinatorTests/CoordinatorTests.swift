@@ -40,6 +40,24 @@ final class CoordinatorTests: XCTestCase {
 
     func importerConnected() -> Bool { importerPort() != nil }
 
+    /// Moves a new running instance `name` with `size` bytes of random data at 8 MB/s, with JSON
+    /// events, in the background; returns once its disk is on the wire, with the image's sha256.
+    func startSlowMove(_ name: String, size: Int) throws -> (move: BackgroundProcess, digest: String) {
+        let image = folder.file("\(name).img")
+        try TestData.writeRandom(image, size: size)
+        let digest = try TestData.sha256(image)
+        try source.addInstance(name, disks: [image], extra: ["--running"])
+        let move = try BackgroundProcess(Repository.gntMove, moveArguments([name], extra: ["--json", "--bwlimit", "8M"]))
+        XCTAssertTrue(waitFor(timeout: 60) { self.importerConnected() }, "the transfer never connected: \(move.stdout)")
+        return (move, digest)
+    }
+
+    /// The bytes on the wire that a `disk-done` event reports.
+    func wireBytes(_ lines: [JSONValue]) throws -> Int64 {
+        let done = try XCTUnwrap(lines.first { $0["event"]?.stringValue == "disk-done" }?["message"]?.stringValue, "no disk-done event")
+        return try XCTUnwrap(done.components(separatedBy: ", ").first { $0.hasSuffix("bytes on the wire") }.flatMap { Int64($0.split(separator: " ")[0]) }, done)
+    }
+
     func events(_ output: String) throws -> [JSONValue] {
         try output.split(separator: "\n").map { try JSONValue(parsing: String($0)) }
     }
@@ -140,13 +158,7 @@ final class CoordinatorTests: XCTestCase {
     /// destination's importer still waits, and the coordinator exports again with the same key,
     /// continuing from the importer's journal in the same attempt (no retry from scratch).
     func testSourceAgentKilledMidTransferContinues() async throws {
-        let size = 48 << 20
-        let image = folder.file("srcdown.img")
-        try TestData.writeRandom(image, size: size)
-        let digest = try TestData.sha256(image)
-        try source.addInstance("srcdown", disks: [image], extra: ["--running"])
-        let coordinator = try BackgroundProcess(Repository.gntMove, moveArguments(["srcdown"], extra: ["--json", "--bwlimit", "8M"]))
-        XCTAssertTrue(waitFor(timeout: 60) { self.importerConnected() }, "the transfer never connected: \(coordinator.stdout)")
+        let (coordinator, digest) = try startSlowMove("srcdown", size: 48 << 20)
         usleep(2_500_000)
         source.stop()
         try source.start()
@@ -170,12 +182,7 @@ final class CoordinatorTests: XCTestCase {
     /// `resume` follows the same jobs to the end; nothing is sent twice, nothing is retried.
     func testCoordinatorKilledMidTransferResumesWithoutSendingAgain() throws {
         let size = 32 << 20
-        let image = folder.file("coord.img")
-        try TestData.writeRandom(image, size: size)
-        let digest = try TestData.sha256(image)
-        try source.addInstance("coord", disks: [image], extra: ["--running"])
-        let coordinator = try BackgroundProcess(Repository.gntMove, moveArguments(["coord"], extra: ["--json", "--bwlimit", "8M"]))
-        XCTAssertTrue(waitFor(timeout: 60) { self.importerConnected() }, "the transfer never connected: \(coordinator.stdout)")
+        let (coordinator, digest) = try startSlowMove("coord", size: size)
         usleep(1_500_000)
         coordinator.kill(SIGKILL)
         coordinator.wait()
@@ -185,9 +192,8 @@ final class CoordinatorTests: XCTestCase {
         let lines = try events(resumed.stdout)
         XCTAssertEqual(lines.last?["event"]?.stringValue, "move-done", resumed.stdout)
         XCTAssertFalse(lines.contains { $0["step"]?.stringValue == "retry" || $0["step"]?.stringValue == "resume-transfer" }, resumed.stdout)
-        let done = try XCTUnwrap(lines.first { $0["event"]?.stringValue == "disk-done" }?["message"]?.stringValue, resumed.stdout)
-        let wire = try XCTUnwrap(done.components(separatedBy: ", ").first { $0.hasSuffix("bytes on the wire") }.flatMap { Int64($0.split(separator: " ")[0]) }, done)
-        XCTAssertLessThan(wire, Int64(size) + Int64(2 << 20), "the disk crossed the wire once: \(done)")
+        let wire = try wireBytes(lines)
+        XCTAssertLessThan(wire, Int64(size) + Int64(2 << 20), "the disk crossed the wire once: \(resumed.stdout)")
         XCTAssertEqual(try TestData.sha256(destination.dir + "/disks/coord.disk0"), digest)
         XCTAssertEqual(source.keyNames + destination.keyNames, [])
     }
@@ -222,20 +228,10 @@ final class CoordinatorTests: XCTestCase {
     func testCutDataConnectionContinuesTheDisk() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/ss") else { throw XCTSkip("ss (iproute2) is not installed") }
         let size = 48 << 20
-        let image = folder.file("cut.img")
-        try TestData.writeRandom(image, size: size)
-        let digest = try TestData.sha256(image)
-        try source.addInstance("cut", disks: [image], extra: ["--running"])
-        let move = try BackgroundProcess(Repository.gntMove, moveArguments(["cut"], extra: ["--json", "--bwlimit", "8M"]))
-        var port: Int?
-        XCTAssertTrue(waitFor(timeout: 60) {
-            port = self.importerPort()
-            return port != nil
-        }, "the transfer never connected")
-        let dataPort = try XCTUnwrap(port)
+        let (move, digest) = try startSlowMove("cut", size: size)
+        let dataPort = try XCTUnwrap(importerPort())
         Thread.sleep(forTimeInterval: 3)
-        let cut = try runProcess("/usr/bin/ss", ["-K", "-t", "-n", "( sport = :\(dataPort) or dport = :\(dataPort) )"])
-        XCTAssertGreaterThan(cut.stdout.split(separator: "\n").filter { $0.contains("ESTAB") }.count, 0, "nothing to cut: \(cut.stdout)")
+        XCTAssertGreaterThan(try resetTCPConnections(port: dataPort), 0, "nothing to cut")
         XCTAssertEqual(move.wait(timeout: 120), 0, move.stdout + move.stderr)
         let lines = try events(move.stdout)
         XCTAssertEqual(lines.last?["event"]?.stringValue, "move-done", move.stdout)
@@ -246,9 +242,7 @@ final class CoordinatorTests: XCTestCase {
         try SchemaValidation.validate(move.stdout.split(separator: "\n").map(String.init), schema: "run-event.schema.json")
         XCTAssertEqual(try TestData.sha256(destination.dir + "/disks/cut.disk0"), digest)
         // The disk did not start over: the wire carried about one disk, not one and a half.
-        let done = try XCTUnwrap(lines.first { $0["event"]?.stringValue == "disk-done" }?["message"]?.stringValue)
-        let wire = try XCTUnwrap(done.components(separatedBy: ", ").first { $0.hasSuffix("bytes on the wire") }.flatMap { Int64($0.split(separator: " ")[0]) }, done)
-        XCTAssertLessThan(wire, Int64(size) + Int64(12 << 20), done)
+        XCTAssertLessThan(try wireBytes(lines), Int64(size) + Int64(12 << 20), move.stdout)
         XCTAssertEqual(source.keyNames + destination.keyNames, [])
         let status = try JSONValue(parsing: try gntMove("status", "--json", "--state-dir", stateDir).stdout)
         XCTAssertEqual(status.arrayValue?.first?["transfer_resumes"]?.arrayValue?.first?["offset"]?.integerValue, offset)

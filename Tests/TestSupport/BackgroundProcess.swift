@@ -76,3 +76,10 @@ public func freePort() -> Int {
     _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
     return Int(UInt16(bigEndian: address.sin_port))
 }
+
+/// Resets every established TCP connection to or from `port` on this host, both sockets, as a
+/// cut network does (`ss -K`, root); returns how many sockets were reset.
+public func resetTCPConnections(port: Int) throws -> Int {
+    let result = try runProcess("/usr/bin/ss", ["-K", "-t", "-n", "( sport = :\(port) or dport = :\(port) )"])
+    return result.stdout.split(separator: "\n").filter { $0.contains("ESTAB") }.count
+}

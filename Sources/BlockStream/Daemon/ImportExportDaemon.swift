@@ -83,28 +83,43 @@ public enum ImportExportDaemon {
         let importer = V1StreamImporter(settings: options.stream, reporter: reporter, journalPath: options.effectiveJournalPath,
                                         targetIsZero: options.targetIsZero,
                                         binding: { size in try journalBinding(options, context: context, role: "import", size: size) })
+        // What arrived and verified is durable and journaled; the same exporter (the pinned
+        // certificate, the same magic) may come back to the same port and resume.
+        let digest = try continuingAfterBreaks(options, reporter: reporter, on: connection,
+                                               waiting: "listening again on port \(listener.port) for the exporter to resume") { connection, _ in
+            try importer.run(connection: connection, sink: sink)
+        } connectAgain: {
+            let again = try TCPListener(bind: options.bind, port: listener.port, family: options.family)
+            let (next, peer) = try authenticatedConnection(again, context: context, options, reporter: reporter, within: options.reconnectWindow)
+            return (next, "the exporter at \(peer)")
+        }
+        reporter.update { $0.digest = DiskDigest.render(digest) }
+        reporter.log("received the disk into \(sink.name); digest \(DiskDigest.render(digest)) matches the exporter's")
+    }
+
+    /// Runs a gnt-move/1 `transfer` on `connection`. With `--reconnect`, a connection that breaks
+    /// (not a verdict) is replaced by `connectAgain` (which must negotiate gnt-move/1 again) and
+    /// the transfer runs again, told how many breaks came before; each break gets the whole
+    /// window, and a link that breaks more than ``maxBreaks`` times ends the transfer.
+    static func continuingAfterBreaks<T>(_ options: ImportExportOptions, reporter: StatusReporter, on connection: TLSConnection,
+                                         waiting: String, _ transfer: (TLSConnection, Int) throws -> T,
+                                         connectAgain: () throws -> (TLSConnection, String)) throws -> T {
         var current = connection
         var breaks = 0
         while true {
             do {
-                let digest = try importer.run(connection: current, sink: sink)
-                reporter.update { $0.digest = DiskDigest.render(digest) }
-                reporter.log("received the disk into \(sink.name); digest \(DiskDigest.render(digest)) matches the exporter's")
-                return
+                return try transfer(current, breaks)
             } catch where options.reconnectWindow > 0 && ConnectionBreak.isBreak(error) {
-                // What arrived and verified is durable and journaled; the same exporter (the
-                // pinned certificate, the same magic) may come back to the same port and resume.
                 breaks += 1
-                guard breaks <= Self.maxBreaks else {
+                guard breaks <= maxBreaks else {
                     throw BlockStreamError(.connect, "the connection broke \(breaks) times; giving up (last: \(error))")
                 }
-                reporter.log("the connection broke (\(error)); listening again on port \(listener.port) for up to \(formatSeconds(options.reconnectWindow)) for the exporter to resume")
+                reporter.log("the connection broke (\(error)); \(waiting) for up to \(formatSeconds(options.reconnectWindow))")
                 reporter.update { $0.connected = false }
-                let again = try TCPListener(bind: options.bind, port: listener.port, family: options.family)
-                let (next, nextPeer) = try authenticatedConnection(again, context: context, options, reporter: reporter, within: options.reconnectWindow)
-                guard try negotiate(next, options, peer: "the exporter at \(nextPeer)", reporter: reporter) else {
+                let (next, peer) = try connectAgain()
+                guard try negotiate(next, options, peer: peer, reporter: reporter) else {
                     next.abort()
-                    throw BlockStreamError(.protocolError, "the exporter came back without gnt-move/1; a broken transfer continues only with it")
+                    throw BlockStreamError(.protocolError, "\(peer) came back without gnt-move/1; a broken transfer continues only with it")
                 }
                 current = next
             }
@@ -148,33 +163,17 @@ public enum ImportExportDaemon {
             return
         }
         let binding = try journalBinding(options, context: context, role: "export", size: size)
-        var current = connection
-        var resume = options.resume
-        var breaks = 0
-        while true {
-            let exporter = V1StreamExporter(settings: options.stream, reporter: reporter, journalPath: options.effectiveJournalPath,
-                                            resume: resume, limiter: limiter, binding: binding, abortAfter: options.abortAfter)
-            do {
-                let digest = try exporter.run(connection: current, source: source)
-                reporter.update { $0.digest = DiskDigest.render(digest) }
-                reporter.log("sent \(source.name); the importer confirmed digest \(DiskDigest.render(digest))")
-                return
-            } catch where options.reconnectWindow > 0 && ConnectionBreak.isBreak(error) {
-                // The importer keeps what it verified; a new connection continues from there.
-                breaks += 1
-                guard breaks <= Self.maxBreaks else {
-                    throw BlockStreamError(.connect, "the connection broke \(breaks) times; giving up (last: \(error))")
-                }
-                reporter.log("the connection broke (\(error)); reconnecting to resume (for up to \(formatSeconds(options.reconnectWindow)))")
-                reporter.update { $0.connected = false }
-                current = try reconnect(connector, context: context, options, reporter: reporter, until: Monotonic.now() + options.reconnectWindow)
-                guard try negotiate(current, options, peer: "the importer at \(connector.peerName)", reporter: reporter) else {
-                    current.abort()
-                    throw BlockStreamError(.protocolError, "the importer came back without gnt-move/1; a broken transfer continues only with it")
-                }
-                resume = true
-            }
+        // The importer keeps what it verified; a new connection continues from there.
+        let digest = try continuingAfterBreaks(options, reporter: reporter, on: connection, waiting: "reconnecting to resume") { connection, breaks in
+            try V1StreamExporter(settings: options.stream, reporter: reporter, journalPath: options.effectiveJournalPath,
+                                 resume: options.resume || breaks > 0, limiter: limiter, binding: binding, abortAfter: options.abortAfter)
+                .run(connection: connection, source: source)
+        } connectAgain: {
+            let next = try reconnect(connector, context: context, options, reporter: reporter, until: Monotonic.now() + options.reconnectWindow)
+            return (next, "the importer at \(connector.peerName)")
         }
+        reporter.update { $0.digest = DiskDigest.render(digest) }
+        reporter.log("sent \(source.name); the importer confirmed digest \(DiskDigest.render(digest))")
     }
 
     /// Connects again after a break, trying until `deadline` (monotonic seconds): at once, then
