@@ -260,6 +260,7 @@ public final class RAPIClient: Sendable {
         var info: JSONValue? = nil
         var serial: Int64? = nil
         while true {
+            try Task.checkCancellation()
             if let deadline, Date() > deadline {
                 throw CoordinatorError(reason: .timeout, message: "gave up waiting for job \(id) on \(endpoint.host):\(endpoint.port) (--timeout)")
             }

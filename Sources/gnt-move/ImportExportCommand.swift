@@ -47,6 +47,12 @@ struct ImportExportCommand: ParsableCommand {
     @Option(name: .daemon(.reconnect),
             help: ArgumentHelp("gnt-move/1: when the connection breaks, export reconnects and resumes, import listens again on its port, for up to this many seconds (default 0: the transfer ends).", valueName: "SECONDS"))
     var reconnect: Double = 0
+    @Flag(name: .daemon(.warm), help: "Import: receive passes until the exporter's final one (a warm move); every pass after the first sends only the chunks that differ from what the destination holds (gnt-move/1).")
+    var warm = false
+    @Flag(name: .daemon(.compare), help: "Import: the destination holds an earlier copy: offer the digests of its chunks so that only the chunks that differ are sent (gnt-move/1).")
+    var compare = false
+    @Flag(name: .daemon(.precopy), help: "Export: a pre-copy pass of a warm move; the importer waits for another pass after it (gnt-move/1).")
+    var precopy = false
     @Option(name: .daemon(.abortAfter), help: .hidden) var abortAfter: Int64?
 
     func validate() throws {
@@ -62,6 +68,9 @@ struct ImportExportCommand: ParsableCommand {
         if handshakeTimeout <= 0 { throw ValidationError("--handshake-timeout must be positive") }
         if connectRetries < 0 { throw ValidationError("--connect-retries must not be negative") }
         if resume && mode == .import { throw ValidationError("--resume is for export; the importer resumes from its journal when asked") }
+        if (warm || compare) && mode == .export { throw ValidationError("--warm and --compare are for import") }
+        if precopy && mode == .import { throw ValidationError("--precopy is for export") }
+        if (warm || compare || precopy) && streamProtocol == .ganeti { throw ValidationError("--warm, --compare and --precopy need gnt-move/1, not --protocol ganeti") }
         if resume && streamProtocol == .ganeti { throw ValidationError("--resume needs gnt-move/1, not --protocol ganeti") }
     }
 
@@ -86,6 +95,9 @@ struct ImportExportCommand: ParsableCommand {
         options.journalPath = journal
         options.reconnectWindow = reconnect
         options.abortAfter = abortAfter
+        options.warm = warm
+        options.compare = compare
+        options.precopy = precopy
         return options
     }
 

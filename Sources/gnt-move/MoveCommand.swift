@@ -85,7 +85,9 @@ final class EventPrinter: Sendable {
         case .moveStarted: detail = "started moving to \(event.fields["destination_instance"]?.stringValue ?? event.instance)"
         case .step: detail = event.fields["step"]?.stringValue ?? ""
         case .progress, .diskDone: detail = event.fields["message"]?.stringValue ?? ""
-        case .moveDone: detail = "done as \(event.fields["destination_instance"]?.stringValue ?? event.instance) in \(Int(event.fields["seconds"]?.numberValue ?? 0)) s"
+        case .moveDone:
+            let downtime = event.fields["downtime_seconds"]?.numberValue.map { String(format: ", downtime %.1f s", $0) } ?? ""
+            detail = "done as \(event.fields["destination_instance"]?.stringValue ?? event.instance) in \(Int(event.fields["seconds"]?.numberValue ?? 0)) s\(downtime)"
         case .moveFailed: detail = "FAILED (\(event.fields["reason"]?.stringValue ?? "")): \(event.fields["message"]?.stringValue ?? "")"
         }
         emit("\(event.instance) [\(event.moveId)]: \(detail)")
@@ -142,6 +144,10 @@ struct MoveCommand: AsyncParsableCommand {
     @Flag(help: "Check both clusters, credentials, the shared secret (a handshake round trip), names and space; move nothing.")
     var preflight = false
     @Option(help: "Give up a move (and clean up) after this many seconds (default: no limit).") var timeout: Double?
+    @Flag(help: "Warm move: copy the disks while the source runs, then stop it and send only the chunks that changed (both clusters must be gnt-move agents with gnt-move-warm-v1).")
+    var warm = false
+    @Option(name: .customLong("warm-passes"), help: "With --warm: pre-copy passes at most (1-10); after the second, only while the difference shrinks.")
+    var warmPasses = 1
     @Option(name: .customLong("opportunistic-tries"), help: "Creation attempts with opportunistic locking before a normal one (needs -I).")
     var opportunisticTries = 0
     @Option(name: .customLong("opportunistic-delay"), help: "Seconds between opportunistic tries (±15%).") var opportunisticDelay: Double = 30
@@ -161,6 +167,8 @@ struct MoveCommand: AsyncParsableCommand {
             throw ValidationError("-H, -B, -O and --net apply to a single instance")
         }
         if parallel < 1 { throw ValidationError("--parallel must be at least 1") }
+        if !MoveRequest.warmPassLimit.contains(warmPasses) { throw ValidationError("--warm-passes must be from 1 to 10") }
+        if warmPasses != 1 && !warm { throw ValidationError("--warm-passes needs --warm") }
         for override in net {
             do { _ = try Self.nicOverride(override) } catch { throw ValidationError("\(error)") }
         }
@@ -196,6 +204,8 @@ struct MoveCommand: AsyncParsableCommand {
                 request.timeout = timeout
                 request.opportunisticTries = opportunisticTries
                 request.opportunisticDelay = opportunisticDelay
+                request.warm = warm
+                request.warmPasses = warmPasses
                 request.hvparams = try Self.parameters(hypervisorParameters)
                 request.beparams = try Self.parameters(backendParameters)
                 request.osparams = try Self.parameters(osParameters)
@@ -290,7 +300,8 @@ struct StatusCommand: ReportingCommand {
             return
         }
         for move in moves {
-            print("\(move.id)  \(move.instance)  \(move.state.rawValue)  \(UnixTime.iso8601(Int64(move.updated)))\(move.error.map { "  \($0)" } ?? "")")
+            let downtime = move.facts.downtimeSeconds.map { String(format: "  downtime %.1f s", $0) } ?? ""
+            print("\(move.id)  \(move.instance)  \(move.state.rawValue)  \(UnixTime.iso8601(Int64(move.updated)))\(downtime)\(move.error.map { "  \($0)" } ?? "")")
             if id != nil {
                 for transition in try store.transitions(move.id) {
                     print("    \(UnixTime.iso8601(Int64(transition.at)))  \(transition.state)  \(transition.detail)")

@@ -33,6 +33,8 @@ public final class BackgroundProcess: @unchecked Sendable {
     }
 
     public var pid: Int32 { process.processIdentifier }
+    /// Nil while the process runs.
+    public var exitStatus: Int32? { process.isRunning ? nil : process.terminationStatus }
 
     public func writeStdin(_ data: Data) throws { try input?.write(contentsOf: data) }
     public func closeStdin() throws { try input?.close(); input = nil }

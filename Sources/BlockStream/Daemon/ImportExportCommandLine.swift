@@ -19,7 +19,7 @@ extension ImportExportOptions {
         case streamProtocol = "protocol"
         case resume, bwlimit
         case targetIsZero = "target-is-zero"
-        case journal, reconnect
+        case journal, reconnect, warm, compare, precopy
         case abortAfter = "abort-after"
 
         /// `--name`, as it appears on a command line.
@@ -62,6 +62,9 @@ extension ImportExportOptions {
         add(.targetIsZero, if: targetIsZero)
         add(.journal, journalPath)
         add(.reconnect, reconnectWindow > 0 ? String(reconnectWindow) : nil)
+        add(.warm, if: warm)
+        add(.compare, if: compare)
+        add(.precopy, if: precopy)
         add(.abortAfter, abortAfter.map { String($0) })
         return arguments
     }

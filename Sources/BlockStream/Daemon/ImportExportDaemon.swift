@@ -74,27 +74,48 @@ public enum ImportExportDaemon {
         // a stray connection must not end the import. Connections are authenticated side by
         // side, each within --handshake-timeout, so an idle or hostile one cannot hold up the
         // exporter; only the first that authenticates is used.
-        let (connection, peer) = try authenticatedConnection(listener, context: context, options, reporter: reporter, within: options.connectTimeout)
+        var (connection, peer) = try authenticatedConnection(listener, context: context, options, reporter: reporter, within: options.connectTimeout)
         guard try negotiate(connection, options, peer: "the exporter at \(peer)", reporter: reporter) else {
+            if options.warm || options.compare { throw BlockStreamError(.protocolError, "the exporter at \(peer) does not speak gnt-move/1, which a warm or compared import needs") }
             try GanetiStreamImporter(settings: options.stream, reporter: reporter).run(connection: connection, sink: sink)
             reporter.log("received \(sink.bytesWritten) bytes into \(sink.name)")
             return
         }
-        let importer = V1StreamImporter(settings: options.stream, reporter: reporter, journalPath: options.effectiveJournalPath,
-                                        targetIsZero: options.targetIsZero,
+        var importer = V1StreamImporter(settings: options.stream, reporter: reporter, journalPath: options.effectiveJournalPath,
+                                        targetIsZero: options.targetIsZero, compare: options.compare,
                                         binding: { size in try journalBinding(options, context: context, role: "import", size: size) })
-        // What arrived and verified is durable and journaled; the same exporter (the pinned
-        // certificate, the same magic) may come back to the same port and resume.
-        let digest = try continuingAfterBreaks(options, reporter: reporter, on: connection,
-                                               waiting: "listening again on port \(listener.port) for the exporter to resume") { connection, _ in
-            try importer.run(connection: connection, sink: sink)
-        } connectAgain: {
+        var passes = 0
+        while true {
+            // What arrived and verified is durable and journaled; the same exporter (the pinned
+            // certificate, the same magic) may come back to the same port and resume.
+            let pass = try continuingAfterBreaks(options, reporter: reporter, on: connection,
+                                                 waiting: "listening again on port \(listener.port) for the exporter to resume") { connection, _ in
+                try importer.run(connection: connection, sink: sink)
+            } connectAgain: {
+                let again = try TCPListener(bind: options.bind, port: listener.port, family: options.family)
+                let (next, peer) = try authenticatedConnection(again, context: context, options, reporter: reporter, within: options.reconnectWindow)
+                return (next, "the exporter at \(peer)")
+            }
+            passes += 1
+            reporter.update {
+                $0.digest = DiskDigest.render(pass.digest)
+                if options.warm { $0.passes = passes }
+            }
+            guard options.warm, !pass.final else {
+                reporter.log("received the disk into \(sink.name); digest \(DiskDigest.render(pass.digest)) matches the exporter's")
+                return
+            }
+            // A warm move: the source still runs; the next pass sends only what changed since.
+            reporter.log("pass \(passes) received (digest \(DiskDigest.render(pass.digest))); listening on port \(listener.port) for the next pass")
+            reporter.update { $0.connected = false }
+            importer.compare = true
             let again = try TCPListener(bind: options.bind, port: listener.port, family: options.family)
-            let (next, peer) = try authenticatedConnection(again, context: context, options, reporter: reporter, within: options.reconnectWindow)
-            return (next, "the exporter at \(peer)")
+            (connection, peer) = try authenticatedConnection(again, context: context, options, reporter: reporter, within: options.connectTimeout)
+            guard try negotiate(connection, options, peer: "the exporter at \(peer)", reporter: reporter) else {
+                connection.abort()
+                throw BlockStreamError(.protocolError, "the exporter at \(peer) came back without gnt-move/1; a warm import needs it")
+            }
         }
-        reporter.update { $0.digest = DiskDigest.render(digest) }
-        reporter.log("received the disk into \(sink.name); digest \(DiskDigest.render(digest)) matches the exporter's")
     }
 
     /// Runs a gnt-move/1 `transfer` on `connection`. With `--reconnect`, a connection that breaks
@@ -157,6 +178,7 @@ public enum ImportExportDaemon {
         let v1 = try negotiate(connection, options, peer: "the importer at \(connector.peerName)", reporter: reporter)
         let limiter = options.bandwidthLimit.map { BandwidthLimiter(bytesPerSecond: $0) }
         guard v1, let size = source.size else {
+            if options.precopy { throw BlockStreamError(.configuration, "--precopy needs gnt-move/1") }
             if options.resume { throw BlockStreamError(.configuration, "--resume needs gnt-move/1") }
             try GanetiStreamExporter(settings: options.stream, reporter: reporter, limiter: limiter).run(connection: connection, source: source)
             reporter.log("sent \(reporter.bytesMoved.load(ordering: .relaxed)) bytes from \(source.name)")
@@ -166,7 +188,8 @@ public enum ImportExportDaemon {
         // The importer keeps what it verified; a new connection continues from there.
         let digest = try continuingAfterBreaks(options, reporter: reporter, on: connection, waiting: "reconnecting to resume") { connection, breaks in
             try V1StreamExporter(settings: options.stream, reporter: reporter, journalPath: options.effectiveJournalPath,
-                                 resume: options.resume || breaks > 0, limiter: limiter, binding: binding, abortAfter: options.abortAfter)
+                                 resume: options.resume || breaks > 0, limiter: limiter, binding: binding, abortAfter: options.abortAfter,
+                                 precopy: options.precopy)
                 .run(connection: connection, source: source)
         } connectAgain: {
             let next = try reconnect(connector, context: context, options, reporter: reporter, until: Monotonic.now() + options.reconnectWindow)

@@ -49,6 +49,13 @@ public struct ImportExportOptions: Sendable, Equatable {
     /// and resumes from the importer's journal; the importer listens again on its port for the
     /// same exporter. 0: a broken connection ends the transfer.
     public var reconnectWindow: Double = 0
+    /// Import: serve passes until the exporter's final one (a warm move); passes after the first
+    /// compare what the destination holds.
+    public var warm = false
+    /// Import: offer the digests of what the destination holds, so that only what differs is sent.
+    public var compare = false
+    /// Export: a warm move's pre-copy pass (not the final one).
+    public var precopy = false
     /// Export, for tests and benchmarks: stop as if crashed after this many disk bytes.
     public var abortAfter: Int64?
 

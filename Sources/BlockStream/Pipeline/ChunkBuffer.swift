@@ -78,6 +78,8 @@ enum ChunkKind: Sendable {
     case data
     /// `diskLength` zero bytes; no payload.
     case zero
+    /// `diskLength` bytes the importer already holds (the digests match); no payload.
+    case same
     /// The end of the stream.
     case end
 }

@@ -22,6 +22,11 @@ public struct ImportExportStatus: Codable, Sendable, Equatable {
     public var resume_offset: Int64?
     /// Bytes handed to TLS (payload and framing, after compression), exporter side.
     public var wire_bytes: Int64?
+    /// Disk bytes the exporter sent as data or zeros, not as chunks the importer already held
+    /// (gnt-move/1; every pass of this daemon added up).
+    public var changed_bytes: Int64?
+    /// Passes a warm import received so far.
+    public var passes: Int?
     /// Peak resident memory of the daemon, in KiB, written at exit.
     public var max_rss_kib: Int?
 

@@ -160,7 +160,7 @@ public final class BlockSink: @unchecked Sendable {
         if isRegularFile || isBlockDevice { pacer.wrote(upTo: position + Int64(data.count), fd: fd) }
     }
 
-    /// Makes [offset, offset+length) read as zeros: skipped beyond the end of a file, punched as a
+    /// Makes [offset, offset+length) read as zeros: skipped beyond the current end of a file, punched as a
     /// hole inside it, and on a block device zeroed with BLKZEROOUT unless the target is known
     /// to be zero already.
     public func writeZeros(at offset: Int64, length: Int64, targetIsZero: Bool) throws(BlockStreamError) {
@@ -168,7 +168,11 @@ public final class BlockSink: @unchecked Sendable {
         try checkBounds(offset, length)
         let fd = try self.fd
         if isRegularFile {
-            let end = min(offset + length, initialSize)
+            // The file's size now, not when it was opened: a warm import's earlier pass or this
+            // pass's earlier writes may have grown it.
+            var info = stat()
+            let size = fstat(fd, &info) == 0 ? max(initialSize, Int64(info.st_size)) : Int64.max
+            let end = min(offset + length, size)
             guard end > offset else { return }
             if canPunch {
                 if gnt_punch_hole(fd, offset, end - offset) == 0 { return }

@@ -9,9 +9,12 @@
 ///
 /// exporter → importer: HELLO (JSON payload), DATA (one 1 MiB-aligned chunk; checksum = SHA-256
 /// of its uncompressed bytes), ZERO (a run of zero bytes; no payload), END (length = disk size,
-/// checksum = whole-disk digest).
-/// importer → exporter: WELCOME (offset = where to resume), FINAL (checksum = importer's
-/// whole-disk digest, sent only after its data is durable), ERROR (UTF-8 payload).
+/// checksum = whole-disk digest), SAME (a run of chunks the importer already holds, by the
+/// digests it sent; no payload).
+/// importer → exporter: WELCOME (offset = where to resume), DIGESTS (when WELCOME says
+/// `compare`: offset and length = the range covered, payload = the SHA-256 of each chunk the
+/// destination holds there, computed by the importer from its own disk), FINAL (checksum =
+/// importer's whole-disk digest, sent only after its data is durable), ERROR (UTF-8 payload).
 public enum V1Protocol {
     public static let alpn = "gnt-move/1"
     /// Chunks are the unit of the digest, of resume, and of zero detection.
@@ -20,8 +23,8 @@ public enum V1Protocol {
 }
 
 enum V1FrameType: UInt8 {
-    case hello = 1, data = 2, zero = 3, end = 4
-    case welcome = 0x11, final = 0x12, error = 0x1F
+    case hello = 1, data = 2, zero = 3, end = 4, same = 5
+    case welcome = 0x11, final = 0x12, digests = 0x13, error = 0x1F
 }
 
 enum V1Codec: UInt8 {

@@ -8,11 +8,18 @@ struct V1Hello: Codable, Equatable {
     var size: Int64
     var chunk_size: Int
     var resume: Bool
+    /// The exporter reads DIGESTS and sends SAME for chunks the importer already holds (absent
+    /// from exporters that predate it).
+    var compare: Bool? = nil
+    /// False for a pre-copy pass of a warm move: the importer waits for another pass after it.
+    var final: Bool? = nil
 }
 
 /// WELCOME: where the exporter starts.
 struct V1Welcome: Codable, Equatable {
     var offset: Int64
+    /// DIGESTS of what the destination holds from `offset` on follow this message.
+    var compare: Bool? = nil
 }
 
 /// Reading and writing control messages (HELLO, WELCOME, FINAL, ERROR) on a connection.

@@ -12,6 +12,8 @@ struct V1StreamExporter {
     let binding: TransferJournal.Binding
     /// For tests and benchmarks: stop as if crashed once this many disk bytes were sent.
     let abortAfter: Int64?
+    /// A warm move's pre-copy pass: the importer waits for another pass after this one.
+    var precopy = false
 
     /// Returns the whole-disk digest both ends agreed on.
     func run(connection: TLSConnection, source: BlockSource) throws -> [UInt8] {
@@ -19,14 +21,18 @@ struct V1StreamExporter {
             throw BlockStreamError(.configuration, "gnt-move/1 needs a source of known size (a file or a block device)")
         }
         let link = V1Connection(connection, limiter: limiter, counter: reporter)
-        let hello = V1Hello(magic: settings.magic, size: size, chunk_size: V1Protocol.chunkSize, resume: resume)
+        let hello = V1Hello(magic: settings.magic, size: size, chunk_size: V1Protocol.chunkSize, resume: resume, compare: true,
+                            final: precopy ? false : nil)
         try link.send(V1FrameHeader(type: .hello), payload: V1Control.encode(hello))
         let (_, welcomePayload) = try link.readReply(expecting: .welcome, what: "WELCOME", peer: "the importer")
-        let offset = try V1Control.decode(V1Welcome.self, welcomePayload, what: "WELCOME").offset
+        let welcome = try V1Control.decode(V1Welcome.self, welcomePayload, what: "WELCOME")
+        let offset = welcome.offset
         let chunk = Int64(V1Protocol.chunkSize)
         guard offset >= 0, offset <= size, offset % chunk == 0 || offset == size else {
             throw BlockStreamError(.protocolError, "gnt-move/1: the importer asked to resume at an invalid offset \(offset)")
         }
+        // The importer's digests of what it holds: chunks that match travel as SAME.
+        let held = welcome.compare == true ? try HeldDigests.receive(on: link, from: offset, size: size) : nil
         var digest = DiskDigest()
         let journal = try prepareJournal(offset: offset, size: size, source: source, digest: &digest)
         if offset > 0 {
@@ -34,7 +40,9 @@ struct V1StreamExporter {
             reporter.update { $0.resume_offset = offset }
         }
         reporter.bytesMoved.store(offset, ordering: .relaxed)
-        try stream(link: link, source: source, from: offset, size: size, digest: &digest, journal: journal)
+        let changed = try stream(link: link, source: source, from: offset, size: size, digest: &digest, journal: journal, held: held)
+        if held != nil { reporter.log("\(changed) of the \(size - offset) bytes from byte \(offset) differed from what the importer holds") }
+        reporter.update { $0.changed_bytes = ($0.changed_bytes ?? 0) + changed }
 
         var end = V1FrameHeader(type: .end)
         end.length = UInt64(size)
@@ -98,8 +106,9 @@ struct V1StreamExporter {
         try journal?.append(batch, durable: false)
     }
 
+    /// Streams from `start`; returns the disk bytes sent as DATA or ZERO (not SAME).
     private func stream(link: V1Connection, source: BlockSource, from start: Int64, size: Int64,
-                        digest: inout DiskDigest, journal: TransferJournal?) throws {
+                        digest: inout DiskDigest, journal: TransferJournal?, held: HeldDigests?) throws -> Int64 {
         let failure = PipelineFailure()
         let chunk = V1Protocol.chunkSize
         let header = V1FrameHeader.size
@@ -139,35 +148,39 @@ struct V1StreamExporter {
         let encoder = OrderedStage(name: "encode", workers: settings.compressionWorkers, input: readQueue, outputPool: outputPool,
                                        needsOutput: { compress && $0.kind == .data }, failure: failure) {
             let context = compress ? ZstdFrameCompressor() : nil
-            return { item, output in try Self.encode(item, output: output, compressor: context) }
+            return { item, output in try Self.encode(item, output: output, compressor: context, held: held) }
         }
 
-        var pendingZero: (offset: Int64, length: Int64)? = nil
+        // Runs of ZERO or SAME chunks go as one frame each.
+        var pendingRun: (type: V1FrameType, offset: Int64, length: Int64)? = nil
         var journalBatch: [[UInt8]] = []
         var sent = start
-        func flushZeros() throws {
-            guard let run = pendingZero else { return }
-            var frame = V1FrameHeader(type: .zero)
+        var changed: Int64 = 0
+        func flushRun() throws {
+            guard let run = pendingRun else { return }
+            var frame = V1FrameHeader(type: run.type)
             frame.offset = UInt64(run.offset)
             frame.length = UInt64(run.length)
             try link.send(frame)
-            pendingZero = nil
+            pendingRun = nil
         }
         do {
             while let item = encoder.next() {
                 digest.add(chunkDigest: item.digest)
                 journalBatch.append(item.digest)
-                if item.kind == .zero {
-                    if let run = pendingZero, run.offset + run.length == item.diskOffset, run.length < (1 << 40) {
-                        pendingZero = (run.offset, run.length + item.diskLength)
+                if item.kind == .zero || item.kind == .same {
+                    let type: V1FrameType = item.kind == .zero ? .zero : .same
+                    if let run = pendingRun, run.type == type, run.offset + run.length == item.diskOffset, run.length < (1 << 40) {
+                        pendingRun = (type, run.offset, run.length + item.diskLength)
                     } else {
-                        try flushZeros()
-                        pendingZero = (item.diskOffset, item.diskLength)
+                        try flushRun()
+                        pendingRun = (type, item.diskOffset, item.diskLength)
                     }
                 } else {
-                    try flushZeros()
+                    try flushRun()
                     try link.wire.send(item.bytes)
                 }
+                if item.kind != .same { changed += item.diskLength }
                 sent += item.diskLength
                 reporter.bytesMoved.store(sent, ordering: .relaxed)
                 item.release()
@@ -184,7 +197,7 @@ struct V1StreamExporter {
                     throw BlockStreamError(.stoppedAsAsked, "stopped after \(sent) bytes as asked (--abort-after)")
                 }
             }
-            try flushZeros()
+            try flushRun()
             try journal?.append(journalBatch, durable: false)
         } catch {
             failure.record(error)
@@ -196,21 +209,26 @@ struct V1StreamExporter {
             link.connection.abort()
             throw error
         }
+        return changed
     }
 
-    /// Worker step: detect zeros, checksum, compress when it pays, and write the frame header.
-    private static func encode(_ item: ChunkBuffer, output: ChunkBuffer?, compressor: ZstdFrameCompressor?) throws -> ChunkBuffer {
+    /// Worker step: detect zeros, checksum, skip what the importer holds, compress when it pays,
+    /// and write the frame header.
+    private static func encode(_ item: ChunkBuffer, output: ChunkBuffer?, compressor: ZstdFrameCompressor?, held: HeldDigests?) throws -> ChunkBuffer {
         let header = V1FrameHeader.size
         if item.kind == .data && isAllZero(item.payload) {
             item.kind = .zero
             item.count = header
         }
-        if item.kind == .zero {
+        item.digest = item.kind == .zero ? DiskDigest.zeroChunkDigest(length: Int(item.diskLength)) : IncrementalDigest.sha256(item.payload)
+        if let held, held.matches(chunk: item.diskOffset / Int64(V1Protocol.chunkSize), item.digest) {
+            item.kind = .same
+            item.count = header
+        }
+        if item.kind == .zero || item.kind == .same {
             output?.release()
-            item.digest = DiskDigest.zeroChunkDigest(length: Int(item.diskLength))
             return item
         }
-        item.digest = IncrementalDigest.sha256(item.payload)
         var frame = V1FrameHeader(type: .data)
         frame.offset = UInt64(item.diskOffset)
         frame.length = UInt64(item.diskLength)

@@ -1,5 +1,8 @@
 import CZstd
 import OpenSSLSupport
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The receiving side of gnt-move/1. Nothing is written before the magic and the destination's
 /// size are checked; every chunk's checksum is verified before it is written; success is
@@ -9,17 +12,27 @@ struct V1StreamImporter {
     let reporter: StatusReporter
     let journalPath: String?
     let targetIsZero: Bool
+    /// The destination holds an earlier copy (a warm move's later pass, a transfer continued
+    /// into a half-imported disk): offer its chunk digests, so that only what differs is sent.
+    var compare = false
     let binding: (Int64) throws -> TransferJournal.Binding
     /// How often the importer makes data durable and extends the journal.
     static let durabilityInterval = 1.0
 
-    func run(connection: TLSConnection, sink: BlockSink) throws -> [UInt8] {
+    /// What one pass achieved: the whole-disk digest both ends agreed on, and whether the
+    /// exporter called it the final pass (a warm move's pre-copy passes are not).
+    struct Pass {
+        var digest: [UInt8]
+        var final: Bool
+    }
+
+    func run(connection: TLSConnection, sink: BlockSink) throws -> Pass {
         let link = V1Connection(connection, limiter: nil)
         let helloHeader = try link.readHeader(expecting: "HELLO")
         guard helloHeader.type == .hello else { throw BlockStreamError(.protocolError, "gnt-move/1: expected HELLO") }
         let hello = try V1Control.decode(V1Hello.self, try link.readPayload(helloHeader), what: "HELLO")
         do {
-            return try receive(hello: hello, link: link, sink: sink)
+            return Pass(digest: try receive(hello: hello, link: link, sink: sink), final: hello.final ?? true)
         } catch let error as BlockStreamError where error.kind != .truncated {
             // Tell the exporter why, then close gracefully so that the message is not lost to
             // a reset; the exporter checks for it between frames and stops.
@@ -63,7 +76,7 @@ struct V1StreamImporter {
             guard let journalPath else { throw BlockStreamError(.journal, "--resume needs a journal, but this importer keeps none (no status file)") }
             do {
                 resumeFrom = try TransferJournal.open(path: journalPath, expected: bound())
-                if resumeFrom == nil {
+                if resumeFrom == nil && !compare {
                     throw BlockStreamError(.journal, "--resume was asked, but there is no journal \(journalPath) for this transfer")
                 }
             } catch let error as BlockStreamError where error.kind == .journalOfAnotherDestination {
@@ -86,10 +99,19 @@ struct V1StreamImporter {
             TransferJournal.discard(path: journalPath)
             journal = JournalSlot { try TransferJournal.create(path: journalPath, binding: bound()) }
         }
-        try link.send(V1FrameHeader(type: .welcome), payload: V1Control.encode(V1Welcome(offset: offset)))
+        // What this destination already holds is digested here, from its own disk; the exporter
+        // only learns which chunks it may skip.
+        var held: HeldDigests?
+        if compare, hello.compare == true, offset < hello.size, let path = sink.path, access(path, F_OK) == 0 {
+            let started = Monotonic.now()
+            held = try HeldDigests.compute(path: path, from: offset, size: hello.size)
+            reporter.log("digested the \(hello.size - offset) bytes the destination holds from byte \(offset) in \(String(format: "%.2f", Monotonic.now() - started)) s; only chunks that differ will be sent")
+        }
+        try link.send(V1FrameHeader(type: .welcome), payload: V1Control.encode(V1Welcome(offset: offset, compare: held == nil ? nil : true)))
+        try held?.send(on: link, size: hello.size)
         reporter.bytesMoved.store(offset, ordering: .relaxed)
 
-        let end = try pipeline(link: link, sink: sink, from: offset, size: hello.size, digest: &digest, journal: journal)
+        let end = try pipeline(link: link, sink: sink, from: offset, size: hello.size, digest: &digest, journal: journal, held: held)
         guard MessageAuthentication.constantTimeEqual(end.checksum, digest.value) else {
             throw BlockStreamError(.integrity, "whole-disk digest mismatch: received data gives \(DiskDigest.render(digest.value)), the exporter's source gives \(DiskDigest.render(end.checksum))")
         }
@@ -104,7 +126,7 @@ struct V1StreamImporter {
 
     /// Receives frames until END; returns the END header.
     private func pipeline(link: V1Connection, sink: BlockSink, from start: Int64, size: Int64,
-                          digest: inout DiskDigest, journal: JournalSlot?) throws -> V1FrameHeader {
+                          digest: inout DiskDigest, journal: JournalSlot?, held: HeldDigests?) throws -> V1FrameHeader {
         let failure = PipelineFailure()
         let receivePool = BufferPool(buffers: StreamSettings.buffersPerStage + 2, capacity: V1Protocol.maxPayload)
         let decodedPool = BufferPool(buffers: StreamSettings.buffersPerStage + 2, capacity: V1Protocol.chunkSize)
@@ -138,7 +160,17 @@ struct V1StreamImporter {
                     throw BlockStreamError(.protocolError, "gnt-move/1: frame runs past the end of the disk (\(size) bytes)")
                 }
                 var digests: [[UInt8]] = []
-                if item.kind == .zero {
+                if item.kind == .same {
+                    // Nothing is written: the destination holds these chunks already, by its own digests.
+                    var chunk = item.diskOffset / Int64(V1Protocol.chunkSize)
+                    while chunk * Int64(V1Protocol.chunkSize) < itemEnd {
+                        guard let own = held?.digest(chunk: chunk) else {
+                            throw BlockStreamError(.protocolError, "gnt-move/1: SAME frame at byte \(item.diskOffset) for chunks this importer holds no digest of")
+                        }
+                        digests.append(own)
+                        chunk += 1
+                    }
+                } else if item.kind == .zero {
                     try sink.writeZeros(at: item.diskOffset, length: item.diskLength, targetIsZero: targetIsZero)
                     var position = item.diskOffset
                     while position < item.diskOffset + item.diskLength {
@@ -198,6 +230,13 @@ struct V1StreamImporter {
                     item.headerRoom = frame.codec == .zstd ? 1 : 0
                 case .zero:
                     item.kind = .zero
+                case .same:
+                    guard held != nil, frameOffset % Int64(V1Protocol.chunkSize) == 0,
+                          frameLength % Int64(V1Protocol.chunkSize) == 0 || frameOffset + frameLength == size else {
+                        item.release()
+                        throw BlockStreamError(.protocolError, "gnt-move/1: SAME frame at byte \(frame.offset) of length \(frame.length) where no chunk digests were offered or not on chunk boundaries")
+                    }
+                    item.kind = .same
                 case .end:
                     item.kind = .end
                     endHeader = frame
@@ -228,8 +267,8 @@ struct V1StreamImporter {
     /// when it does not lie inside the disk announced by HELLO. The frame's fields come from the
     /// peer: every sum is checked for overflow.
     static func checkedRange(_ frame: V1FrameHeader, size: Int64) throws(BlockStreamError) -> (offset: Int64, length: Int64) {
-        guard frame.type == .data || frame.type == .zero else { return (0, 0) }
-        let name = frame.type == .data ? "DATA" : "ZERO"
+        guard frame.type == .data || frame.type == .zero || frame.type == .same else { return (0, 0) }
+        let name = frame.type == .data ? "DATA" : frame.type == .zero ? "ZERO" : "SAME"
         guard let offset = Int64(exactly: frame.offset), let length = Int64(exactly: frame.length) else {
             throw BlockStreamError(.protocolError, "gnt-move/1: \(name) frame at byte \(frame.offset) of length \(frame.length) lies beyond the end of the disk (\(size) bytes)")
         }

@@ -174,6 +174,7 @@ extension ClusterAgentService {
                     options.stream.compression = plan.compression
                     options.connectTimeout = config.importConnectTimeout
                     options.reconnectWindow = config.effectiveTransferReconnectWindow
+                    options.warm = plan.warm
                     options.expectedSize = disk.size << 20
                     // Listen where the signed disk info sends the source: the data address,
                     // which need not be the RAPI's (--bind), in its address family.

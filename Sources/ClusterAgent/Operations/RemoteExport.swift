@@ -26,10 +26,13 @@ extension ClusterAgentService {
         // when it fails, so that a new export with the same certificate can continue the transfer
         // the importer still waits for; the coordinator removes it (discard-key) when it gives up.
         let continuable = body["gnt_move_continuable"]?.boolValue ?? false
+        // A warm move's pre-copy pass (`gnt_move_pass: precopy`) reads the disks while the
+        // instance runs and keeps the key for the passes after it.
+        let precopy = try Self.isPrecopyPass(body)
         var succeeded = false
         defer {
             // Ganeti never removes the source's key (spec §9.9); gnt-move does.
-            if succeeded || !continuable { try? keyStore.remove(name: keyName) }
+            if !precopy && (succeeded || !continuable) { try? keyStore.remove(name: keyName) }
         }
         let compression = try SpecValidation.compression(body["compress"])
         guard keyStore.contains(name: keyName) else { throw AgentError.wrongInput("X509 key '\(keyName)' is not known on this cluster") }
@@ -45,17 +48,27 @@ extension ClusterAgentService {
         guard record.spec.disks.count == record.diskPaths.count else {
             throw AgentError.configuration("Instance \(name) has \(record.spec.disks.count) disk sizes for \(record.diskPaths.count) disk paths")
         }
+        if precopy {
+            if body["remove_instance"]?.boolValue == true { throw AgentError.wrongInput("remove_instance: a pre-copy pass never removes the instance") }
+            if let os = record.spec.os {
+                throw AgentError.wrongInput("gnt_move_pass: instance \(name) has OS '\(os)', whose export script carries its disks; a warm move needs direct disk access")
+            }
+        }
         let recordedUp = record.adminState == "up"
         let wasRunning = try await recordedUp ? true : isRunning(record)
-        let shutdown = body["shutdown"]?.boolValue ?? true
+        let shutdown = !precopy && (body["shutdown"]?.boolValue ?? true)
         let liveCopy = body["gnt_move_live_copy"]?.boolValue ?? false
-        if shutdown, wasRunning {
+        if precopy {
+            context.log("Pre-copy pass of a warm move: reading the disks of \(name) while it \(wasRunning ? "runs" : "is stopped"); the final pass, after it stops, sends what changed since")
+        } else if shutdown, wasRunning {
             context.log("Shutting down instance \(name)")
             try await stop(name)
         }
         // A disk copied while its VM runs is a corrupt copy: the driver must confirm the
         // instance is off, unless the operator asked for a live copy explicitly.
-        if liveCopy {
+        if precopy {
+            // Not a copy to keep: the final pass compares every chunk again.
+        } else if liveCopy {
             context.log(" - WARNING: live copy requested (gnt_move_live_copy): the disks are read while \(name) may run; the copy is not consistent")
         } else if shutdown {
             do {
@@ -91,6 +104,7 @@ extension ClusterAgentService {
                 options.bandwidthLimit = bandwidthLimit
                 options.reconnectWindow = config.effectiveTransferReconnectWindow
                 options.resume = body["gnt_move_resume"]?.boolValue ?? false
+                options.precopy = precopy
                 options.path = access.path
             })
         }
@@ -100,7 +114,7 @@ extension ClusterAgentService {
         guard allDone else {
             // A continuable export leaves the instance stopped: the coordinator either exports
             // again or, giving up, starts it (it knows whether it ran before the move).
-            if wasRunning, shutdown, !continuable {
+            if wasRunning, shutdown, !continuable, !precopy {
                 context.log("Starting instance \(name) again after the failed export")
                 try? await start(name)
             }
@@ -108,10 +122,17 @@ extension ClusterAgentService {
             throw AgentError.execution("Export failed, errors in disk export: disk(s) \(failed.joined(separator: ", "))")
         }
         succeeded = true
-        if body["remove_instance"]?.boolValue ?? false {
+        if !precopy, body["remove_instance"]?.boolValue ?? false {
             context.log("Removing instance \(name)")
             try await remove(name, context: context)
         }
         return .array([.bool(true), .array(results.map(JSONValue.bool))])
+    }
+
+    /// `gnt_move_pass`: absent (the one or final pass) or `precopy`.
+    static func isPrecopyPass(_ body: JSONValue) throws -> Bool {
+        guard let value = body["gnt_move_pass"], value != .null else { return false }
+        guard value == .string("precopy") else { throw AgentError.wrongInput("gnt_move_pass: \(value.serialized) is not a pass this cluster knows (precopy)") }
+        return true
     }
 }

@@ -18,6 +18,8 @@ struct RemoteImportPlan {
     let overrides: [String]
     /// The stream's compression, as the request names it.
     let compression: CompressionMethod
+    /// A warm move (`gnt_move_warm`): the import daemons take pre-copy passes, then a final one.
+    var warm = false
 }
 
 extension ClusterAgentService {
@@ -42,7 +44,7 @@ extension ClusterAgentService {
             }
             try await checkPlacement(requested, body: body)
             return RemoteImportPlan(spec: requested, sourceCertificate: sourceCertificate, sourceName: sourceName, signed: false, overrides: [],
-                                    compression: compression)
+                                    compression: compression, warm: try Self.warmTransfer(body, spec: requested))
         }
         let verified = try SignedInstanceSpec.verify(signedSpec, secret: secret, expecting: .init(
             destinationCluster: config.clusterName, certificateSHA256: sourceCertificate.sha256Fingerprint))
@@ -65,7 +67,19 @@ extension ClusterAgentService {
         try SpecValidation.check(expected)
         try await checkPlacement(expected, body: body)
         return RemoteImportPlan(spec: expected, sourceCertificate: sourceCertificate, sourceName: sourceName, signed: true,
-                                overrides: overrides.descriptions, compression: compression)
+                                overrides: overrides.descriptions, compression: compression, warm: try Self.warmTransfer(body, spec: expected))
+    }
+
+    /// Whether the request asks for a warm move (`gnt_move_warm`), refused for an instance whose
+    /// disks travel through its OS's import/export scripts: passes compare disk chunks, which a
+    /// script's stream does not have.
+    static func warmTransfer(_ body: JSONValue, spec: InstanceSpec) throws -> Bool {
+        guard let value = body["gnt_move_warm"], value != .null else { return false }
+        guard let warm = value.boolValue else { throw AgentError.wrongInput("gnt_move_warm: must be true or false") }
+        if warm, let os = spec.os {
+            throw AgentError.wrongInput("gnt_move_warm: instance \(spec.name) has OS '\(os)', whose import and export scripts carry its disks; a warm move compares disk chunks and needs direct disk access (move it without --warm)")
+        }
+        return warm
     }
 
     /// Refuses the first field where the request contradicts the signed spec (with the declared

@@ -69,7 +69,8 @@ struct TransferMonitor {
             }
             let digest = daemon.status?.digest.map { ", digest \($0)" } ?? ""
             let wire = daemon.status?.wire_bytes.map { ", \($0) bytes on the wire" } ?? ""
-            context.log("Disk \(daemon.index) finished \(direction) data\(wire)\(digest)")
+            let changed = daemon.status?.changed_bytes.map { ", \($0) bytes changed" } ?? ""
+            context.log("Disk \(daemon.index) finished \(direction) data\(wire)\(changed)\(digest)")
             return true
         }
     }

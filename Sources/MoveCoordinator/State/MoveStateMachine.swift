@@ -10,6 +10,8 @@ import MoveTrust
 //      │                              └──── temp_insufficient_resources ───────────┤
 //      │                                                                           ▼
 //      │          exporting ◀──stop source, export── destination-listening ◀── signed disk info
+//      │              ▲                                    │ (warm)
+//      │              └── stop source, final pass ── precopying ◀┘ (passes while the source runs)
 //      │              │
 //      │              ▼
 //      │          disks-done ──▶ finalized ──▶ source-removed ──▶ done
@@ -28,8 +30,12 @@ public enum MoveState: String, Sendable, CaseIterable {
     /// The destination listens on every disk and published its signed addresses
     /// (`remote_import`, `destination_uuid`).
     case destinationListening = "destination-listening"
-    /// The source was stopped (`source_stopped`) and streams every disk (`export_submitted`,
-    /// then `export_job`).
+    /// A warm move copies the disks while the source runs, pass after pass
+    /// (`precopy_submitted`, `precopy_job`, `precopy_changed`): the destination keeps listening.
+    case precopying
+    /// The source was stopped (`source_stopped`, `stop_started`) and streams every disk
+    /// (`export_submitted`, then `export_job`); after a warm move's pre-copy this final pass sends
+    /// only the chunks that differ from what the destination holds.
     case exporting
     /// Both clusters confirmed every disk (`export_result`).
     case disksDone = "disks-done"
@@ -54,7 +60,8 @@ public enum MoveState: String, Sendable, CaseIterable {
         case .sourcePrepared: [.destinationCreated, .failed]
         // Back to source-prepared: Ganeti answered temp_insufficient_resources, create again.
         case .destinationCreated: [.destinationListening, .sourcePrepared, .failed]
-        case .destinationListening: [.exporting, .failed]
+        case .destinationListening: [.exporting, .precopying, .failed]
+        case .precopying: [.exporting, .failed]
         case .exporting: [.disksDone, .failed]
         case .disksDone: [.finalized, .failed]
         case .finalized: [.sourceRemoved, .failed]
@@ -146,6 +153,19 @@ public struct MoveFacts: Sendable, Equatable, Codable {
     public var transferResumes: [TransferResume]?
     /// Export jobs started again to continue a transfer whose exporter failed.
     public var exportContinuations: Int?
+    /// A warm move's pre-copy pass was requested; its job id may not be recorded yet.
+    public var precopySubmitted: Bool?
+    /// The running (or last) pre-copy pass's export job.
+    public var precopyJob: Int64?
+    /// Bytes each finished pre-copy pass sent (all disks), in order.
+    public var precopyChanged: [Int64]?
+    /// Pre-copy passes that failed and were run again.
+    public var precopyFailures: Int?
+    /// When the coordinator began to stop the source (Unix time): downtime starts here.
+    public var stopStarted: Double?
+    /// Seconds from `stop_started` until the destination held (and, if asked, started) the
+    /// verified copy.
+    public var downtimeSeconds: Double?
     public var finalized: Bool?
     public var removeJob: Int64?
     public var sourceRemoved: Bool?
@@ -160,12 +180,15 @@ public struct MoveFacts: Sendable, Equatable, Codable {
         case destinationUUID = "destination_uuid", sourceStopped = "source_stopped", exportSubmitted = "export_submitted"
         case exportJob = "export_job", exportResult = "export_result", removeJob = "remove_job", sourceRemoved = "source_removed"
         case transferResumes = "transfer_resumes", exportContinuations = "export_continuations"
+        case precopySubmitted = "precopy_submitted", precopyJob = "precopy_job", precopyChanged = "precopy_changed"
+        case precopyFailures = "precopy_failures", stopStarted = "stop_started", downtimeSeconds = "downtime_seconds"
     }
 
     /// The jobs started so far, by step (`status`).
     public var jobs: [String: Int64] {
         var jobs: [String: Int64] = [:]
-        for (key, id) in [(CodingKeys.prepareJob, prepareJob), (.createJob, createJob), (.exportJob, exportJob), (.removeJob, removeJob)] {
+        for (key, id) in [(CodingKeys.prepareJob, prepareJob), (.createJob, createJob), (.precopyJob, precopyJob), (.exportJob, exportJob),
+                          (.removeJob, removeJob)] {
             if let id { jobs[key.rawValue] = id }
         }
         return jobs

@@ -24,6 +24,9 @@ public struct MoveRecord: Sendable, Equatable {
             "jobs": .object(facts.jobs.mapValues(JSONValue.int64)),
             "overrides": .array(MoveRequest.declaredOverrides(stored: request).descriptions.map(JSONValue.string)),
             "transfer_resumes": .array((facts.transferResumes ?? []).map { .object(["disk": .int($0.disk), "offset": .int64($0.offset)]) }),
+            "warm": request["warm"] ?? .bool(false),
+            "precopy_changed": .array((facts.precopyChanged ?? []).map(JSONValue.int64)),
+            "downtime_seconds": facts.downtimeSeconds.map(JSONValue.double) ?? .null,
         ])
     }
 }

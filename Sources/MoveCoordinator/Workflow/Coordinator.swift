@@ -103,8 +103,10 @@ public final class Coordinator: Sendable {
                 Self.crashIfAsked(after: record.state)
             }
             if record.state == .done {
-                emit(MoveEvent(.moveDone, move: record, ["destination_instance": .string(request.targetName),
-                                                           "seconds": .double((record.updated - record.created).rounded() )]))
+                var fields: [String: JSONValue] = ["destination_instance": .string(request.targetName),
+                                                   "seconds": .double((record.updated - record.created).rounded())]
+                if let downtime = record.facts.downtimeSeconds { fields["downtime_seconds"] = .double((downtime * 1000).rounded() / 1000) }
+                emit(MoveEvent(.moveDone, move: record, fields))
             }
             if record.state == .failed { return await cleanUp(record, request: request) }
             return record
@@ -147,7 +149,8 @@ public final class Coordinator: Sendable {
         let source = try? RAPIClient(endpoint: request.source)
         let destination = try? RAPIClient(endpoint: request.destination)
         var canceled: [(Int64, RAPIClient)] = []
-        for (key, job, client) in [("export", record.facts.exportJob, source), ("create", record.facts.createJob, destination)] {
+        for (key, job, client) in [("pre-copy", record.facts.precopyJob, source), ("export", record.facts.exportJob, source),
+                                   ("create", record.facts.createJob, destination)] {
             if let id = job, let client {
                 if let status = try? await client.job(id), let state = status["status"]?.stringValue, !Self.finishedJobStates.contains(state) {
                     _ = try? await client.cancelJob(id)

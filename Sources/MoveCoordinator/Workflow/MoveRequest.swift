@@ -29,6 +29,12 @@ public struct MoveRequest: Sendable, Equatable {
     /// `temp_insufficient_resources`, before a normal one.
     public var opportunisticTries = 0
     public var opportunisticDelay: Double = 30
+    /// A warm move: copy the disks while the source runs, then stop it and send only what
+    /// changed (gnt-move agents with `gnt-move-warm-v1` on both sides).
+    public var warm = false
+    /// Pre-copy passes at most; a pass after the second runs only while the difference shrinks.
+    public var warmPasses = 1
+    public static let warmPassLimit = 1...10
 
     public init(source: ClusterEndpoint, destination: ClusterEndpoint, instance: String) {
         self.source = source
@@ -69,6 +75,11 @@ public struct MoveRequest: Sendable, Equatable {
             if let primaryNode { try NameRules.check(primaryNode, .hostname, field: "destination primary node") }
             if let secondaryNode { try NameRules.check(secondaryNode, .hostname, field: "destination secondary node") }
             if let iallocator { try NameRules.check(iallocator, .osName, field: "iallocator") }
+            guard Self.warmPassLimit.contains(warmPasses) else {
+                throw CoordinatorError.badRequest("warm passes: \(warmPasses) is not from \(Self.warmPassLimit.lowerBound) to \(Self.warmPassLimit.upperBound)")
+            }
+        } catch let error as CoordinatorError {
+            throw error
         } catch {
             throw CoordinatorError.badRequest("\(error)")
         }
@@ -106,6 +117,7 @@ extension MoveRequest: Codable {
         case destinationName = "dest_instance_name", primaryNode = "dest_primary_node", secondaryNode = "dest_secondary_node"
         case diskTemplate = "dest_disk_template", keepSourceInstance = "keep_source_instance", nicOverrides = "net"
         case bandwidthLimit = "bwlimit", opportunisticTries = "opportunistic_tries", opportunisticDelay = "opportunistic_delay"
+        case warm, warmPasses = "warm_passes"
     }
 
     /// The fields of one move of a `run` request (the clusters are given once, beside them).
@@ -132,6 +144,8 @@ extension MoveRequest: Codable {
         timeout = try c.decodeIfPresent(Double.self, forKey: .timeout)
         opportunisticTries = try c.decodeIfPresent(Int.self, forKey: .opportunisticTries) ?? 0
         opportunisticDelay = try c.decodeIfPresent(Double.self, forKey: .opportunisticDelay) ?? 30
+        warm = try c.decodeIfPresent(Bool.self, forKey: .warm) ?? false
+        warmPasses = try c.decodeIfPresent(Int.self, forKey: .warmPasses) ?? 1
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -155,6 +169,8 @@ extension MoveRequest: Codable {
         try c.encodeIfPresent(timeout, forKey: .timeout)
         try c.encode(opportunisticTries, forKey: .opportunisticTries)
         try c.encode(opportunisticDelay, forKey: .opportunisticDelay)
+        try c.encode(warm, forKey: .warm)
+        try c.encode(warmPasses, forKey: .warmPasses)
     }
 }
 

@@ -24,7 +24,8 @@ struct MoveSteps {
         case .planned: return try await prepareSource(record)
         case .sourcePrepared: return try await createDestination(record)
         case .destinationCreated: return try await awaitListening(record)
-        case .destinationListening: return try await startExport(record)
+        case .destinationListening: return request.warm ? try await startPrecopy(record) : try await startExport(record)
+        case .precopying: return try await awaitPrecopy(record)
         case .exporting: return try await awaitDisks(record)
         case .disksDone: return try await finalize(record)
         case .finalized: return try await removeSource(record)
@@ -53,6 +54,7 @@ struct MoveSteps {
         guard features.contains("instance-create-reqv1") else {
             throw CoordinatorError(reason: .incompatibleDestination, message: "the destination does not support instance creation requests version 1")
         }
+        if request.warm { try await Self.checkWarm(source: try await source.features(), destination: features) }
         let destinationInfo = try await destination.info()
         try Self.checkCompression(request.compress.rawValue, source: try await source.info(), destination: destinationInfo)
         step(record, "read-spec")
@@ -141,6 +143,7 @@ struct MoveSteps {
             "opportunistic_locking": .bool((record.facts.opportunisticAttempt ?? 0) < request.opportunisticTries),
             "tags": .array(Self.tags(record.facts.tags, moveId: record.id)), "wait_for_sync": .bool(false),
         ]
+        if request.warm { body["gnt_move_warm"] = .bool(true) }
         if features.contains(SignedInstanceSpec.feature), let signed = prepared["gnt_move_signed_spec"], signed != .null {
             body["gnt_move_signed_spec"] = signed
             body["gnt_move_overrides"] = request.overrides.json
@@ -230,7 +233,7 @@ struct MoveSteps {
 
     func startExport(_ record: MoveRecord) async throws -> MoveRecord {
         if record.facts.exportSubmitted != nil,
-           let job = try await findJob(source, summary: "BACKUP_EXPORT(\(request.instance))", after: record.facts.prepareJob) {
+           let job = try await findJob(source, summary: "BACKUP_EXPORT(\(request.instance))", after: record.facts.precopyJob ?? record.facts.prepareJob) {
             return try store.record(record.id, state: .exporting, detail: "found export job \(job)") { $0.exportJob = job }
         }
         try await stopSource(record)
@@ -238,6 +241,118 @@ struct MoveSteps {
         _ = try store.record(record.id, detail: "submitting the export request") { $0.exportSubmitted = true }
         let job = try await source.exportInstance(request.instance, body: try await exportBody(record, resume: false))
         return try store.record(record.id, state: .exporting, detail: "export job \(job)") { $0.exportJob = job }
+    }
+
+    // MARK: Warm moves
+
+    static let warmFeature = "gnt-move-warm-v1"
+
+    /// A warm move needs both clusters to take pre-copy passes (`/2/features`); refused before
+    /// anything is prepared, stopped or created.
+    static func checkWarm(source: [String], destination: [String]) throws {
+        for (end, features) in [("source", source), ("destination", destination)] where !features.contains(warmFeature) {
+            throw CoordinatorError(reason: .incompatibleDestination,
+                                   message: "the \(end) cluster cannot take part in a warm move (it does not offer \(warmFeature): a Ganeti cluster or an older gnt-move agent); move without --warm")
+        }
+    }
+
+    /// Pre-copy passes a failed pass is run again before the move fails.
+    static let maxPrecopyFailures = 3
+
+    /// Starts the first pre-copy pass: the source keeps running.
+    func startPrecopy(_ record: MoveRecord) async throws -> MoveRecord {
+        let job = try await submitPrecopy(record, resume: false)
+        return try store.record(record.id, state: .precopying, detail: "pre-copy pass 1: export job \(job)") {
+            $0.precopyJob = job
+            $0.precopySubmitted = nil
+        }
+    }
+
+    /// Submits the next pre-copy pass (or finds the one a crash left unrecorded).
+    func submitPrecopy(_ record: MoveRecord, resume: Bool) async throws -> Int64 {
+        if record.facts.precopySubmitted == true,
+           let job = try await findJob(source, summary: "BACKUP_EXPORT(\(request.instance))", after: record.facts.precopyJob ?? record.facts.prepareJob) {
+            return job
+        }
+        let pass = (record.facts.precopyChanged?.count ?? 0) + 1
+        step(record, "precopy", ["pass": .int(pass), "message": .string("pre-copy pass \(pass): copying the disks while \(request.instance) runs")])
+        _ = try store.record(record.id, detail: "submitting pre-copy pass \(pass)") { $0.precopySubmitted = true }
+        var body = try await exportBody(record, resume: resume).objectValue ?? [:]
+        body["gnt_move_pass"] = .string("precopy")
+        body["shutdown"] = .bool(false)
+        return try await source.exportInstance(request.instance, body: .object(body))
+    }
+
+    /// Follows a pre-copy pass (and the destination's job, which must still wait); then runs
+    /// another pass while they help, or stops the source and sends the final pass.
+    func awaitPrecopy(_ record: MoveRecord) async throws -> MoveRecord {
+        guard let createJob = record.facts.createJob else { throw CoordinatorError(reason: .state, message: "no create job recorded") }
+        guard let job = record.facts.precopyJob, record.facts.precopySubmitted == nil else {
+            // A crash while a next pass was being submitted.
+            let job = try await submitPrecopy(record, resume: false)
+            return try store.record(record.id, detail: "pre-copy export job \(job)") {
+                $0.precopyJob = job
+                $0.precopySubmitted = nil
+            }
+        }
+        let pass = (record.facts.precopyChanged?.count ?? 0) + 1
+        do {
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    _ = try await followExport(job, record, finalPass: false)
+                    return true
+                }
+                group.addTask {
+                    _ = try await destination.pollJob(createJob, deadline: deadline)
+                    return false
+                }
+                let exportEnded = try await group.next() ?? false
+                group.cancelAll()
+                guard exportEnded else {
+                    throw CoordinatorError(reason: .destinationFailed, message: "the destination's import job \(createJob) ended during pre-copy pass \(pass)")
+                }
+            }
+        } catch let failure as RAPIJobError where failure.jobId == job {
+            let failures = record.facts.precopyFailures ?? 0
+            guard failures < Self.maxPrecopyFailures else { throw failure }
+            // The destination still waits; a pass is only a head start: run it again, continuing
+            // from what the importer already holds.
+            let again = try await submitPrecopy(record, resume: true)
+            return try store.record(record.id, detail: "pre-copy pass \(pass) failed (\(failure.message)); export job \(again) runs it again") {
+                $0.precopyJob = again
+                $0.precopySubmitted = nil
+                $0.precopyFailures = failures + 1
+            }
+        }
+        let changed = Self.changedBytes(try await source.job(job))
+        let passes = (record.facts.precopyChanged ?? []) + [changed]
+        step(record, "precopy-done", ["pass": .int(pass), "changed_bytes": .int64(changed),
+                                      "message": .string("pre-copy pass \(pass) sent \(changed) bytes while \(request.instance) ran")])
+        var updated = try store.record(record.id, detail: "pre-copy pass \(pass) sent \(changed) bytes") { $0.precopyChanged = passes }
+        // A further pass pays while the difference shrinks (the first pass is the whole disk).
+        if passes.count < request.warmPasses, passes.count == 1 || changed < passes[passes.count - 2] {
+            let next = try await submitPrecopy(updated, resume: false)
+            updated = try store.record(record.id, detail: "pre-copy pass \(passes.count + 1): export job \(next)") {
+                $0.precopyJob = next
+                $0.precopySubmitted = nil
+            }
+            return updated
+        }
+        return try await startExport(updated)
+    }
+
+    /// The bytes an export job's disks sent as changed (`Disk N finished sending data, … B bytes
+    /// changed`), summed over its disks.
+    static func changedBytes(_ job: JSONValue) -> Int64 {
+        var total: Int64 = 0
+        for entry in job["oplog"]?.arrayValue?.first?.arrayValue ?? [] {
+            guard let parts = entry.arrayValue, parts.count >= 4, let message = parts[3].stringValue, message.contains("finished sending data") else { continue }
+            let words = message.split(separator: " ")
+            for (index, word) in words.enumerated() where word == "changed" || word == "changed," {
+                if index >= 2, words[index - 1] == "bytes", let value = Int64(words[index - 2]) { total += value }
+            }
+        }
+        return total
     }
 
     /// The export request. The source is removed only after the destination confirmed every disk
@@ -277,6 +392,9 @@ struct MoveSteps {
     /// instance is exported as it is on every version, and is not restarted by the export.
     func stopSource(_ record: MoveRecord) async throws {
         guard record.facts.sourceStopped == nil else { return }
+        if record.facts.stopStarted == nil {
+            _ = try store.record(record.id, detail: "stopping the source: downtime starts") { $0.stopStarted = Date().timeIntervalSince1970 }
+        }
         let current = try await source.instance(request.instance)
         if current["admin_state"]?.stringValue == "up" || current["oper_state"]?.boolValue == true {
             step(record, "stop-source")
@@ -299,7 +417,7 @@ struct MoveSteps {
             guard let exportJob = current.facts.exportJob else { throw CoordinatorError(reason: .state, message: "no export job recorded") }
             do {
                 exported = try await withThrowingTaskGroup(of: JSONValue?.self) { group in
-                    group.addTask { try await followExport(exportJob, current) }
+                    group.addTask { try await followExport(exportJob, current, finalPass: true) }
                     group.addTask {
                         _ = try await destination.pollJob(createJob, deadline: deadline)
                         return nil
@@ -317,7 +435,11 @@ struct MoveSteps {
         guard exported.arrayValue?.first?.boolValue == true, (exported.arrayValue?.last?.arrayValue ?? []).allSatisfy({ $0.boolValue == true }) else {
             throw CoordinatorError(reason: .exportFailed, message: "the export reported failed disks: \(exported.serialized)")
         }
-        return try store.record(record.id, state: .disksDone, detail: "every disk confirmed by both clusters") { $0.exportResult = exported }
+        let downtime = record.facts.stopStarted.map { max(0, Date().timeIntervalSince1970 - $0) }
+        return try store.record(record.id, state: .disksDone, detail: "every disk confirmed by both clusters") {
+            $0.exportResult = exported
+            $0.downtimeSeconds = downtime
+        }
     }
 
     /// The export failed on the source (its daemon died, its agent restarted) while the
@@ -351,7 +473,7 @@ struct MoveSteps {
 
     /// Follows the source's export job, turning its log into progress, disk-done and
     /// resume-transfer events; returns its result.
-    func followExport(_ job: Int64, _ record: MoveRecord) async throws -> JSONValue {
+    func followExport(_ job: Int64, _ record: MoveRecord, finalPass: Bool) async throws -> JSONValue {
         try await source.pollJob(job, deadline: deadline) { entry in
             guard let parts = entry.arrayValue, parts.count >= 4, let message = parts[3].stringValue else { return }
             if message.contains(" sent ") {
@@ -362,7 +484,7 @@ struct MoveSteps {
                 }
                 coordinator.emit(MoveEvent(.progress, move: record, fields))
             }
-            if message.contains("finished sending data") { coordinator.emit(MoveEvent(.diskDone, move: record, ["message": .string(message)])) }
+            if finalPass, message.contains("finished sending data") { coordinator.emit(MoveEvent(.diskDone, move: record, ["message": .string(message)])) }
             if let resumed = Self.continuation(message) {
                 _ = try? store.record(record.id, detail: "disk \(resumed.disk) continues at byte \(resumed.offset) after a broken connection") {
                     $0.transferResumes = ($0.transferResumes ?? []) + [TransferResume(disk: resumed.disk, offset: resumed.offset)]

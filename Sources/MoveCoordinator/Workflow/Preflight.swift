@@ -61,6 +61,12 @@ extension Coordinator {
             guard features.contains("instance-create-reqv1") else { throw CoordinatorError(reason: .incompatibleDestination, message: "no instance-create-reqv1") }
             return features.joined(separator: ", ")
         }) else { return checks }
+        if request.warm {
+            guard await check("warm move", {
+                try MoveSteps.checkWarm(source: try await source.features(), destination: features)
+                return "both clusters take pre-copy passes (\(MoveSteps.warmFeature)); up to \(request.warmPasses) while the source runs"
+            }) else { return checks }
+        }
         guard await check("compression", {
             try MoveSteps.checkCompression(request.compress.rawValue, source: try await source.info(), destination: try await destination.info())
             return "both clusters offer \(request.compress)"
