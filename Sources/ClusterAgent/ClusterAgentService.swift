@@ -22,7 +22,8 @@ public final class ClusterAgentService: Sendable {
 
     /// The extensions this agent speaks, advertised in `/2/features` next to Ganeti's.
     public static let features = ["instance-create-reqv1", "instance-reinstall-reqv1", "node-migrate-reqv1", "node-evac-res1",
-                                  "gnt-move-stream-v1", "gnt-move-continue-v1", "gnt-move-warm-v1", SignedInstanceSpec.feature]
+                                  "gnt-move-stream-v1", "gnt-move-continue-v1", "gnt-move-import-continue-v1", "gnt-move-warm-v1",
+                                  SignedInstanceSpec.feature]
 
     public init(paths: AgentPaths) throws {
         self.paths = paths

@@ -246,6 +246,8 @@ public final class RAPIClient: Sendable {
             do {
                 return try await call()
             } catch let error as RAPIError where error.status == 0 {
+                // A canceled follower (the other job of a pair ended first) stops here, quietly.
+                try Task.checkCancellation()
                 guard Date().addingTimeInterval(delay) < giveUp else { throw error }
                 Logger(label: "gnt-move.rapi").info("\(endpoint.host):\(endpoint.port) unreachable (\(error.message)); asking again in \(delay) s")
                 try await Task.sleep(nanoseconds: UInt64(delay * 1e9))

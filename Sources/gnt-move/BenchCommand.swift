@@ -7,7 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks that print ratios against baselines run beside them.",
-        subcommands: [Stream.self, Cut.self])
+        subcommands: [Stream.self, Cut.self, Warm.self])
 
     struct Stream: ReportingCommand {
         static let configuration = CommandConfiguration(

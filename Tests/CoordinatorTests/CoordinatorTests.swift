@@ -131,27 +131,51 @@ final class CoordinatorTests: XCTestCase {
         XCTAssertEqual(failed["reason"]?.stringValue, "instance-not-found")
     }
 
-    /// The destination agent is killed with SIGKILL in the middle of the transfer and restarted;
-    /// the coordinator cleans up and tries again, and the move ends done, exactly once.
-    func testAgentKilledMidTransferAndRestarted() async throws {
-        let image = folder.file("big.img")
-        try TestData.writeMixed(image, size: 48 << 20, seed: 77)
-        let digest = try TestData.sha256(image)
-        try source.addInstance("big", disks: [image], extra: ["--running"])
-        let coordinator = try BackgroundProcess(Repository.gntMove, moveArguments(["big"], extra: ["--json", "--bwlimit", "8M"]))
-        XCTAssertTrue(waitFor(timeout: 30) { coordinator.stdout.contains("Disk 0 is now sending") || coordinator.stdout.contains("\"export\"") },
-                      coordinator.stdout)
-        usleep(1_500_000)
+    /// The destination agent is SIGKILLed in the middle of the transfer and restarted: it keeps
+    /// the half-imported instance (import-interrupted), and the coordinator asks it to import
+    /// again into those disks, with fresh keys; only the chunks they lack cross the wire again.
+    func testDestinationAgentKilledMidTransferContinuesIntoWhatItKept() async throws {
+        let size = 48 << 20
+        let (coordinator, digest) = try startSlowMove("big", size: size)
+        usleep(2_500_000)
         destination.stop()
         try destination.start()
-        XCTAssertEqual(coordinator.wait(timeout: 120), 0, coordinator.stdout + coordinator.stderr)
-        XCTAssertTrue(coordinator.stdout.contains("\"retry\""), "the move was retried: \(coordinator.stdout)")
-        XCTAssertEqual(try TestData.sha256(destination.dir + "/disks/big.disk0"), digest)
+        try await assertContinuedIntoTheKeptDisk(coordinator, name: "big", digest: digest, size: size)
+    }
+
+    /// The destination's import daemon is SIGKILLed mid-transfer (its agent stays up): the same.
+    func testImporterKilledMidTransferContinuesIntoWhatItKept() async throws {
+        let size = 48 << 20
+        let (coordinator, digest) = try startSlowMove("imp", size: size)
+        usleep(2_500_000)
+        let folders = try FileManager.default.contentsOfDirectory(atPath: destination.dir + "/import-export").filter { $0.hasPrefix("import-disk0-") }
+        let pidText = try String(contentsOfFile: destination.dir + "/import-export/\(try XCTUnwrap(folders.first))/pid", encoding: .utf8)
+        XCTAssertEqual(kill(try XCTUnwrap(Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines))), SIGKILL), 0)
+        try await assertContinuedIntoTheKeptDisk(coordinator, name: "imp", digest: digest, size: size)
+    }
+
+    /// A move whose destination import died ends done in the same attempt: continued (not
+    /// retried), the disk identical, fewer bytes sent again than the disk holds, created once,
+    /// the source removed, no key left, every event valid.
+    func assertContinuedIntoTheKeptDisk(_ coordinator: BackgroundProcess, name: String, digest: String, size: Int,
+                                        file: StaticString = #filePath, line: UInt = #line) async throws {
+        XCTAssertEqual(coordinator.wait(timeout: 120), 0, coordinator.stdout + coordinator.stderr, file: file, line: line)
+        let lines = try events(coordinator.stdout)
+        XCTAssertFalse(lines.contains { $0["step"]?.stringValue == "retry" }, coordinator.stdout, file: file, line: line)
+        XCTAssertNotNil(lines.first { $0["step"]?.stringValue == "resume-transfer"
+            && $0["message"]?.stringValue?.contains("importing again into it, only the chunks that differ are sent") == true }, coordinator.stdout, file: file, line: line)
+        // What the destination held before its import died was not sent again.
+        let changed = try XCTUnwrap(lines.last { $0["event"]?.stringValue == "disk-done" }?["message"]?.stringValue?
+            .components(separatedBy: ", ").first { $0.hasSuffix("bytes changed") }.flatMap { Int64($0.split(separator: " ")[0]) }, coordinator.stdout,
+            file: file, line: line)
+        XCTAssertLessThan(changed, Int64(size - (8 << 20)), "at least 8 MiB were kept: \(coordinator.stdout)", file: file, line: line)
+        XCTAssertEqual(try TestData.sha256(destination.dir + "/disks/\(name).disk0"), digest, file: file, line: line)
         let list = try await destination.client().request(.GET, "/2/instances")
-        XCTAssertEqual(list.arrayValue?.count, 1, "exactly once")
-        let moved = try await destination.client().instance("big")
-        XCTAssertEqual(moved["status"]?.stringValue, "running")
-        XCTAssertEqual(source.keyNames + destination.keyNames, [])
+        XCTAssertEqual(list.arrayValue?.count, 1, "exactly once", file: file, line: line)
+        let sources = try await source.client().request(.GET, "/2/instances")
+        XCTAssertEqual(sources, .array([]), "the source was removed", file: file, line: line)
+        XCTAssertTrue(waitFor(timeout: 30) { self.source.keyNames.isEmpty && self.destination.keyNames.isEmpty }, file: file, line: line)
+        try SchemaValidation.validate(coordinator.stdout.split(separator: "\n").map(String.init), schema: "run-event.schema.json")
     }
 
     /// The source agent is SIGKILLed mid-transfer and restarted: its export job fails, the

@@ -214,4 +214,52 @@ final class GanetiClusterTests: XCTestCase {
         try await SystemSnapshot.take([agent], folder: folder).assertSame(as: agentBefore, "after both refusals")
         XCTAssertEqual(agent.keyNames, [])
     }
+
+    // MARK: 6. --warm with a Ganeti end
+
+    /// Ganeti takes no pre-copy passes: `--warm` with a Ganeti source or destination is refused
+    /// before anything is prepared, stopped or created, at preflight and in a move.
+    func testWarmMoveIsRefusedByGanetiEitherWay() async throws {
+        let agent = try startAgent()
+        defer { agent.stop() }
+        _ = try lab.addInstance(b, "vm9.lab", diskMiB: [8], running: true, seed: 90)
+        let image = folder.file("vm10.img")
+        try TestData.writeMixed(image, size: 4 << 20, seed: 100)
+        try agent.addInstance("vm10.lab", disks: [image], extra: ["--running"])
+        let ganetiBefore = (a: try lab.instances(a), b: try lab.instances(b), filesA: try lab.storedFiles(a), filesB: try lab.storedFiles(b),
+                            keysA: try lab.keys(a), keysB: try lab.keys(b), jobsA: try lab.jobSummaries(a).count, jobsB: try lab.jobSummaries(b).count)
+        let agentBefore = try await SystemSnapshot.take([agent], folder: folder)
+
+        let fromGaneti = try gntMove(arguments: lab.end(b).moveArguments(to: MoveEnd(agent), ["vm9.lab"], stateDir: folder.file("state"))
+                                     + ["--warm", "--json"])
+        XCTAssertEqual(fromGaneti.status, 1, fromGaneti.stdout + fromGaneti.stderr)
+        let refusedSource = try failureEvent(fromGaneti)
+        XCTAssertEqual(refusedSource["reason"]?.stringValue, "incompatible-destination", refusedSource.serialized)
+        XCTAssertTrue(refusedSource["message"]?.stringValue?.contains("the source cluster cannot take part in a warm move") == true, refusedSource.serialized)
+
+        let toGaneti = try gntMove(arguments: MoveEnd(agent).moveArguments(to: lab.end(a), ["vm10.lab"], stateDir: folder.file("state"))
+                                   + ["--dest-primary-node", a.node, "--warm", "--json"])
+        XCTAssertEqual(toGaneti.status, 1, toGaneti.stdout + toGaneti.stderr)
+        let refusedDestination = try failureEvent(toGaneti)
+        XCTAssertEqual(refusedDestination["reason"]?.stringValue, "incompatible-destination", refusedDestination.serialized)
+        XCTAssertTrue(refusedDestination["message"]?.stringValue?.contains("the destination cluster cannot take part in a warm move") == true,
+                      refusedDestination.serialized)
+
+        let preflight = try gntMove(arguments: MoveEnd(agent).moveArguments(to: lab.end(a), ["vm10.lab"], stateDir: folder.file("state"))
+                                    + ["--dest-primary-node", a.node, "--warm", "--preflight"])
+        XCTAssertNotEqual(preflight.status, 0, preflight.stdout)
+        XCTAssertTrue(preflight.stdout.contains("FAIL warm move: the destination cluster cannot take part in a warm move"), preflight.stdout)
+
+        // Nothing asked of either Ganeti cluster: no job at all, the same instances, bytes and keys.
+        XCTAssertEqual(try lab.instances(a), ganetiBefore.a)
+        XCTAssertEqual(try lab.instances(b), ganetiBefore.b)
+        XCTAssertEqual(try lab.storedFiles(a), ganetiBefore.filesA)
+        XCTAssertEqual(try lab.storedFiles(b), ganetiBefore.filesB)
+        XCTAssertEqual(try lab.keys(a), ganetiBefore.keysA)
+        XCTAssertEqual(try lab.keys(b), ganetiBefore.keysB)
+        XCTAssertEqual(try lab.jobSummaries(a).count, ganetiBefore.jobsA)
+        XCTAssertEqual(try lab.jobSummaries(b).count, ganetiBefore.jobsB)
+        try await SystemSnapshot.take([agent], folder: folder).assertSame(as: agentBefore, "after the refused warm moves")
+        XCTAssertEqual(agent.keyNames, [])
+    }
 }

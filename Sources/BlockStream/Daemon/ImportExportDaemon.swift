@@ -109,6 +109,7 @@ public enum ImportExportDaemon {
             reporter.log("pass \(passes) received (digest \(DiskDigest.render(pass.digest))); listening on port \(listener.port) for the next pass")
             reporter.update { $0.connected = false }
             importer.compare = true
+            importer.knownHeld = pass.held
             let again = try TCPListener(bind: options.bind, port: listener.port, family: options.family)
             (connection, peer) = try authenticatedConnection(again, context: context, options, reporter: reporter, within: options.connectTimeout)
             guard try negotiate(connection, options, peer: "the exporter at \(peer)", reporter: reporter) else {

@@ -37,6 +37,15 @@ struct HeldDigests: Sendable {
         return Array(flat[start..<(start + TransferJournal.recordSize)])
     }
 
+    /// These digests from the chunk at `offset` on, if they cover exactly the rest of a disk of
+    /// `size` bytes.
+    func covering(from offset: Int64, size: Int64) -> HeldDigests? {
+        let range = Self.chunks(from: offset, size: size)
+        guard firstChunk <= range.lowerBound, firstChunk + count == range.upperBound else { return nil }
+        let start = Int(range.lowerBound - firstChunk) * TransferJournal.recordSize
+        return HeldDigests(firstChunk: range.lowerBound, flat: Array(flat[start...]))
+    }
+
     static func chunks(from offset: Int64, size: Int64) -> Range<Int64> {
         let chunk = Int64(V1Protocol.chunkSize)
         return (offset / chunk)..<((size + chunk - 1) / chunk)

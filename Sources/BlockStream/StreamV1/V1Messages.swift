@@ -42,6 +42,12 @@ enum V1Control {
 struct DiskDigest {
     private let outer = IncrementalDigest(.sha256)
     private(set) var chunks: Int64 = 0
+    /// Every chunk digest added, in order, when asked to keep them (32 bytes per chunk).
+    private(set) var retained: [UInt8]?
+
+    init(retaining: Bool = false) {
+        retained = retaining ? [] : nil
+    }
 
     /// Digest of a full chunk of zeros, computed once.
     static let zeroChunk: [UInt8] = {
@@ -58,6 +64,7 @@ struct DiskDigest {
     mutating func add(chunkDigest: [UInt8]) {
         outer.update(chunkDigest)
         chunks += 1
+        retained?.append(contentsOf: chunkDigest)
     }
 
     var value: [UInt8] { outer.snapshot() }

@@ -15,6 +15,9 @@ struct V1StreamImporter {
     /// The destination holds an earlier copy (a warm move's later pass, a transfer continued
     /// into a half-imported disk): offer its chunk digests, so that only what differs is sent.
     var compare = false
+    /// The digests of what the destination holds, kept from the previous pass of a warm import
+    /// (the chunks it verified and wrote itself): used instead of reading the disk again.
+    var knownHeld: HeldDigests?
     let binding: (Int64) throws -> TransferJournal.Binding
     /// How often the importer makes data durable and extends the journal.
     static let durabilityInterval = 1.0
@@ -24,6 +27,8 @@ struct V1StreamImporter {
     struct Pass {
         var digest: [UInt8]
         var final: Bool
+        /// The digest of every chunk the destination now holds.
+        var held: HeldDigests?
     }
 
     func run(connection: TLSConnection, sink: BlockSink) throws -> Pass {
@@ -32,7 +37,8 @@ struct V1StreamImporter {
         guard helloHeader.type == .hello else { throw BlockStreamError(.protocolError, "gnt-move/1: expected HELLO") }
         let hello = try V1Control.decode(V1Hello.self, try link.readPayload(helloHeader), what: "HELLO")
         do {
-            return Pass(digest: try receive(hello: hello, link: link, sink: sink), final: hello.final ?? true)
+            let digest = try receive(hello: hello, link: link, sink: sink)
+            return Pass(digest: digest.value, final: hello.final ?? true, held: digest.retained.map { HeldDigests(firstChunk: 0, flat: $0) })
         } catch let error as BlockStreamError where error.kind != .truncated {
             // Tell the exporter why, then close gracefully so that the message is not lost to
             // a reset; the exporter checks for it between frames and stops.
@@ -47,7 +53,7 @@ struct V1StreamImporter {
         }
     }
 
-    private func receive(hello: V1Hello, link: V1Connection, sink: BlockSink) throws -> [UInt8] {
+    private func receive(hello: V1Hello, link: V1Connection, sink: BlockSink) throws -> DiskDigest {
         guard hello.magic == settings.magic else {
             throw BlockStreamError(.magic, "Magic value mismatch: the exporter sent a different magic (wrong peer or wrong disk)")
         }
@@ -60,7 +66,8 @@ struct V1StreamImporter {
         if let allotted = sink.allottedSize, allotted < hello.size {
             throw BlockStreamError(.beyondDestination, "the source (\(hello.size) bytes) is larger than the \(allotted) bytes allotted to destination \(sink.name) (--expected-size); nothing was written")
         }
-        var digest = DiskDigest()
+        // A warm import keeps every chunk digest for the next pass.
+        var digest = DiskDigest(retaining: compare || hello.final == false)
         var journal: JournalSlot?
         var offset: Int64 = 0
         let transfer = try binding(hello.size)
@@ -104,8 +111,12 @@ struct V1StreamImporter {
         var held: HeldDigests?
         if compare, hello.compare == true, offset < hello.size, let path = sink.path, access(path, F_OK) == 0 {
             let started = Monotonic.now()
-            held = try HeldDigests.compute(path: path, from: offset, size: hello.size)
-            reporter.log("digested the \(hello.size - offset) bytes the destination holds from byte \(offset) in \(String(format: "%.2f", Monotonic.now() - started)) s; only chunks that differ will be sent")
+            if let known = knownHeld?.covering(from: offset, size: hello.size) {
+                held = known
+            } else {
+                held = try HeldDigests.compute(path: path, from: offset, size: hello.size)
+                reporter.log("digested the \(hello.size - offset) bytes the destination holds from byte \(offset) in \(String(format: "%.2f", Monotonic.now() - started)) s; only chunks that differ will be sent")
+            }
         }
         try link.send(V1FrameHeader(type: .welcome), payload: V1Control.encode(V1Welcome(offset: offset, compare: held == nil ? nil : true)))
         try held?.send(on: link, size: hello.size)
@@ -121,7 +132,7 @@ struct V1StreamImporter {
         try link.send(final)
         _ = link.connection.awaitPeerClose(timeout: 30)
         link.connection.closeSocket()
-        return digest.value
+        return digest
     }
 
     /// Receives frames until END; returns the END header.

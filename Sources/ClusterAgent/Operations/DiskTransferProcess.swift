@@ -64,6 +64,19 @@ final class DiskTransferProcess: @unchecked Sendable {
 
     func kill() { if process.isRunning { process.terminate() } }
 
+    /// Stops every daemon and waits until each has exited (SIGTERM, then SIGKILL after 10 s), so
+    /// that none still writes a disk when this returns.
+    static func stopAll(_ daemons: [DiskTransferProcess]) async {
+        daemons.forEach { $0.kill() }
+        let deadline = Date().addingTimeInterval(10)
+        while daemons.contains(where: { $0.isRunning }) {
+            if Date() > deadline {
+                for daemon in daemons where daemon.isRunning { Foundation.kill(daemon.process.processIdentifier, SIGKILL) }
+            }
+            try? await Task.sleep(nanoseconds: 20_000_000)
+        }
+    }
+
     /// The reason a finished daemon failed, from its status file.
     var failure: String? {
         guard !process.isRunning else { return nil }

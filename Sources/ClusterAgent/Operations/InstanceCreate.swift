@@ -27,7 +27,9 @@ extension ClusterAgentService {
             }
             switch mode {
             case "create": return try await create(body: body, name: name, context: context)
-            case "remote-import": return try await remoteImport(body: body, name: name, context: context)
+            case "remote-import":
+                if body["gnt_move_continue"]?.boolValue == true { return try await continueImport(body: body, name: name, context: context) }
+                return try await remoteImport(body: body, name: name, context: context)
             default: throw AgentError.wrongInput("Invalid instance creation mode '\(mode)'")
             }
         }
@@ -143,21 +145,52 @@ extension ClusterAgentService {
     func remoteImport(body: JSONValue, name: String, context: JobContext) async throws -> JSONValue {
         // Everything relayed by the third party is checked before anything is created.
         let plan = try await verifyRemoteImport(body: body, name: name)
-        let (spec, sourceName, sourceCertificate) = (plan.spec, plan.sourceName, plan.sourceCertificate)
         if !plan.signed { context.log("no signed instance spec: the instance is built from the request as relayed (a Ganeti source)") }
         for line in plan.overrides { context.log("override declared by the request and allowed by this cluster's policy: \(line)") }
         let osScripts = OSScripts(searchPath: config.osSearchPath)
-        let osFolder = try spec.os.map { try osScripts.require($0, script: "import") }
+        let osFolder = try plan.spec.os.map { try osScripts.require($0, script: "import") }
         activeImports.withLock { _ = $0.insert(name) }
         defer { activeImports.withLock { _ = $0.remove(name) } }
         context.log("* preparing remote import...")
-        let record = try await materialize(spec, lifecycle: "importing", context: context)
+        let continuable = body["gnt_move_continuable"]?.boolValue == true && osFolder == nil
+        let record = try await materialize(plan.spec, lifecycle: continuable ? InstanceLifecycle.importingContinuable.rawValue : InstanceLifecycle.importing.rawValue, context: context)
+        return try await receiveDisks(plan: plan, record: record, body: body, osScripts: osScripts, osFolder: osFolder, continuable: continuable,
+                                      compare: false, context: context)
+    }
+
+    /// `remote-import` with `gnt_move_continue`: the instance an interrupted continuable import
+    /// kept (`import-interrupted`) receives its disks again, with fresh keys and addresses; its
+    /// importers offer the digests of what the disks hold, so only what differs is sent.
+    func continueImport(body: JSONValue, name: String, context: JobContext) async throws -> JSONValue {
+        let plan = try await verifyRemoteImport(body: body, name: name, continuing: true)
+        activeImports.withLock { _ = $0.insert(name) }
+        defer { activeImports.withLock { _ = $0.remove(name) } }
+        let record = try instance(name)
+        context.log("* continuing the interrupted import of \(name): its disks keep what they received")
+        try database.update(name) { $0.lifecycle = InstanceLifecycle.importingContinuable.rawValue }
+        return try await receiveDisks(plan: plan, record: record, body: body, osScripts: OSScripts(searchPath: config.osSearchPath), osFolder: nil,
+                                      continuable: true, compare: true, context: context)
+    }
+
+    /// Starts one import daemon per disk, publishes their signed addresses, and follows them. A
+    /// failure after the addresses were published keeps a continuable import's instance and disks
+    /// (`import-interrupted`) for the move to continue; anything else removes what was created.
+    func receiveDisks(plan: RemoteImportPlan, record: InstanceRecord, body: JSONValue, osScripts: OSScripts, osFolder: String?,
+                      continuable: Bool, compare: Bool, context: JobContext) async throws -> JSONValue {
+        let (spec, sourceName, sourceCertificate, name) = (plan.spec, plan.sourceName, plan.sourceCertificate, record.name)
         var daemons: [DiskTransferProcess] = []
         var keyName: String?
+        var published = false
         func discard() async {
-            daemons.forEach { $0.kill() }
+            await DiskTransferProcess.stopAll(daemons)
             if let keyName { try? importKeyStore.remove(name: keyName) }
-            try? await remove(name, context: nil)
+            if continuable && published {
+                daemons.forEach { $0.removeFolder() }
+                try? database.update(name) { $0.lifecycle = InstanceLifecycle.importInterrupted.rawValue }
+                context.log("the half-imported instance \(name) is kept (\(InstanceLifecycle.importInterrupted.rawValue)): the move may continue into its disks, or remove it")
+            } else {
+                try? await remove(name, context: nil)
+            }
         }
         do {
             let key = try importKeyStore.create(secret: secret)
@@ -175,6 +208,7 @@ extension ClusterAgentService {
                     options.connectTimeout = config.importConnectTimeout
                     options.reconnectWindow = config.effectiveTransferReconnectWindow
                     options.warm = plan.warm
+                    options.compare = compare
                     options.expectedSize = disk.size << 20
                     // Listen where the signed disk info sends the source: the data address,
                     // which need not be the RAPI's (--bind), in its address family.
@@ -192,11 +226,13 @@ extension ClusterAgentService {
                                           secret: secret, salt: salt)
             }
             try context.log(type: "remote-import", .object(["disks": .array(disks), "x509_ca": .string(key.signedCertificate)]))
+            published = true
             let results = await TransferMonitor(context: context, daemons: daemons, direction: "receiving").follow()
             try context.checkCanceled()
             guard results.allSatisfy({ $0 }) else {
                 let failed = results.enumerated().filter { !$0.element }.map { String($0.offset) }
-                throw AgentError.execution("Disk(s) \(failed.joined(separator: ", ")) failed to import; the half-created instance was removed")
+                throw AgentError.execution("Disk(s) \(failed.joined(separator: ", ")) failed to import; "
+                                           + (continuable ? "the half-imported instance is kept for the move to continue" : "the half-created instance was removed"))
             }
         } catch {
             await discard()

@@ -27,7 +27,9 @@ extension ClusterAgentService {
     /// can prove a destination instance is the move's own before removing it.
     static let moveTagPrefix = "gnt-move:move:"
 
-    func verifyRemoteImport(body: JSONValue, name: String) async throws -> RemoteImportPlan {
+    /// With `continuing`, the instance must be the one an interrupted import of the same move kept,
+    /// instead of a name that is free.
+    func verifyRemoteImport(body: JSONValue, name: String, continuing: Bool = false) async throws -> RemoteImportPlan {
         try ExportHandshake.check(body["source_handshake"] ?? .null, secret: secret)
         guard let signedCertificate = body["source_x509_ca"]?.stringValue else { throw AgentError.wrongInput("Missing source_x509_ca") }
         let sourceCertificate = try SignedCertificate.verify(signedCertificate, secret: secret).certificate
@@ -42,7 +44,7 @@ extension ClusterAgentService {
             if config.requireSignedSpec == true {
                 throw AgentError.wrongInput("gnt_move_signed_spec: this cluster requires a signed instance spec for every remote import (requireSignedSpec), and the request carries none")
             }
-            try await checkPlacement(requested, body: body)
+            try await (continuing ? checkContinuation(requested) : checkPlacement(requested, body: body))
             return RemoteImportPlan(spec: requested, sourceCertificate: sourceCertificate, sourceName: sourceName, signed: false, overrides: [],
                                     compression: compression, warm: try Self.warmTransfer(body, spec: requested))
         }
@@ -65,9 +67,27 @@ extension ClusterAgentService {
         // The instance is built from the signed spec; only the move's identity tag comes from the request.
         expected.tags = expected.tags.filter { !$0.hasPrefix(Self.moveTagPrefix) } + requested.tags.filter { $0.hasPrefix(Self.moveTagPrefix) }
         try SpecValidation.check(expected)
-        try await checkPlacement(expected, body: body)
+        try await (continuing ? checkContinuation(expected) : checkPlacement(expected, body: body))
         return RemoteImportPlan(spec: expected, sourceCertificate: sourceCertificate, sourceName: sourceName, signed: true,
                                 overrides: overrides.descriptions, compression: compression, warm: try Self.warmTransfer(body, spec: expected))
+    }
+
+    /// An import may continue only into an instance that an interrupted continuable import of the
+    /// same move kept (its move tag), with the same disks.
+    func checkContinuation(_ spec: InstanceSpec) async throws {
+        guard let record = try database.instance(spec.name) else {
+            throw AgentError.unknown("gnt_move_continue: instance '\(spec.name)' does not exist; there is no interrupted import to continue")
+        }
+        guard record.lifecycle == InstanceLifecycle.importInterrupted.rawValue else {
+            throw AgentError.wrongState("gnt_move_continue: instance '\(spec.name)' is \(record.lifecycle), not an interrupted import")
+        }
+        let tag = spec.tags.first { $0.hasPrefix(Self.moveTagPrefix) }
+        guard let tag, record.spec.tags.contains(tag) else {
+            throw AgentError.wrongInput("gnt_move_continue: instance '\(spec.name)' was imported by another move (its move tag differs)")
+        }
+        guard record.spec.disks.map(\.size) == spec.disks.map(\.size), record.diskPaths.count == spec.disks.count else {
+            throw AgentError.wrongInput("gnt_move_continue: instance '\(spec.name)' has disks of \(record.spec.disks.map(\.size)) MiB, the request \(spec.disks.map(\.size)) MiB")
+        }
     }
 
     /// Whether the request asks for a warm move (`gnt_move_warm`), refused for an instance whose

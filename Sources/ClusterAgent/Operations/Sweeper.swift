@@ -13,12 +13,27 @@ extension ClusterAgentService {
         for folder in transferFolders() {
             if let text = try? String(contentsOfFile: folder + "/pid", encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
                let command = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8), command.contains(ImportExportOptions.subcommand) {
+                // An orphan must be gone before anything else touches the disk it writes.
                 kill(pid, SIGTERM)
+                var waited = 0
+                while FileManager.default.fileExists(atPath: "/proc/\(pid)/cmdline"), waited < 500 {
+                    if waited == 250 { kill(pid, SIGKILL) }
+                    try? await Task.sleep(nanoseconds: 20_000_000)
+                    waited += 1
+                }
             }
             try? FileManager.default.removeItem(atPath: folder)
         }
-        for record in (try? database.instances()) ?? [] where record.lifecycle == "importing" || record.lifecycle == "creating" {
-            try? await remove(record.name, context: nil)
+        for record in (try? database.instances()) ?? [] {
+            switch InstanceLifecycle(rawValue: record.lifecycle) {
+            case .importing, .creating:
+                try? await remove(record.name, context: nil)
+            case .importingContinuable:
+                // Its move may continue into what the disks received (gnt_move_continue).
+                try? database.update(record.name) { $0.lifecycle = InstanceLifecycle.importInterrupted.rawValue }
+            case .importInterrupted, .ready, nil:
+                break
+            }
         }
         for name in importKeyStore.names() { try? importKeyStore.remove(name: name) }
     }
@@ -36,7 +51,9 @@ extension ClusterAgentService {
                 }
             }
         }
-        for record in (try? database.instances()) ?? [] where record.lifecycle == "importing" && now - record.ctime > config.pendingImportMaxAge
+        let pending: Set<String> = [InstanceLifecycle.importing.rawValue, InstanceLifecycle.importingContinuable.rawValue,
+                                    InstanceLifecycle.importInterrupted.rawValue]
+        for record in (try? database.instances()) ?? [] where pending.contains(record.lifecycle) && now - record.ctime > config.pendingImportMaxAge
             && !activeImports.withLock({ $0.contains(record.name) }) {
             try? await remove(record.name, context: nil)
             removed.append("pending import \(record.name)")

@@ -85,3 +85,18 @@ extension AgentDatabase {
         try queue.write { db in try db.execute(sql: "DELETE FROM instance WHERE name = ?", arguments: [name]) }
     }
 }
+
+/// Where an instance is in its life on this agent (`lifecycle` in the database).
+enum InstanceLifecycle: String, CaseIterable {
+    /// Recorded, its disks being made.
+    case creating
+    /// Receiving its disks; removed if the import fails or the agent restarts.
+    case importing
+    /// Receiving its disks for a move that can continue (`gnt_move_continuable`): kept as
+    /// `import-interrupted` if the import fails or the agent restarts.
+    case importingContinuable = "importing-continuable"
+    /// A continuable import that stopped: its disks keep what they received until the move
+    /// continues into them (`gnt_move_continue`), removes it, or the sweep does.
+    case importInterrupted = "import-interrupted"
+    case ready
+}

@@ -61,8 +61,10 @@ public enum MoveState: String, Sendable, CaseIterable {
         // Back to source-prepared: Ganeti answered temp_insufficient_resources, create again.
         case .destinationCreated: [.destinationListening, .sourcePrepared, .failed]
         case .destinationListening: [.exporting, .precopying, .failed]
-        case .precopying: [.exporting, .failed]
-        case .exporting: [.disksDone, .failed]
+        // Back to source-prepared: the destination's import failed and kept its disks; it is asked
+        // to import again into them (gnt_move_continue).
+        case .precopying: [.exporting, .sourcePrepared, .failed]
+        case .exporting: [.disksDone, .sourcePrepared, .failed]
         case .disksDone: [.finalized, .failed]
         case .finalized: [.sourceRemoved, .failed]
         case .sourceRemoved: [.done, .failed]
@@ -161,6 +163,12 @@ public struct MoveFacts: Sendable, Equatable, Codable {
     public var precopyChanged: [Int64]?
     /// Pre-copy passes that failed and were run again.
     public var precopyFailures: Int?
+    /// The next remote-import continues an interrupted one into the disks it kept.
+    public var continueImport: Bool?
+    /// The create job a continued import replaced (a lost job id is looked for after it).
+    public var supersededCreateJob: Int64?
+    /// Imports continued in this attempt.
+    public var importContinuations: Int?
     /// When the coordinator began to stop the source (Unix time): downtime starts here.
     public var stopStarted: Double?
     /// Seconds from `stop_started` until the destination held (and, if asked, started) the
@@ -182,6 +190,7 @@ public struct MoveFacts: Sendable, Equatable, Codable {
         case transferResumes = "transfer_resumes", exportContinuations = "export_continuations"
         case precopySubmitted = "precopy_submitted", precopyJob = "precopy_job", precopyChanged = "precopy_changed"
         case precopyFailures = "precopy_failures", stopStarted = "stop_started", downtimeSeconds = "downtime_seconds"
+        case continueImport = "continue_import", supersededCreateJob = "superseded_create_job", importContinuations = "import_continuations"
     }
 
     /// The jobs started so far, by step (`status`).

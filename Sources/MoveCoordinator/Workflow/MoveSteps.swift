@@ -24,7 +24,10 @@ struct MoveSteps {
         case .planned: return try await prepareSource(record)
         case .sourcePrepared: return try await createDestination(record)
         case .destinationCreated: return try await awaitListening(record)
-        case .destinationListening: return request.warm ? try await startPrecopy(record) : try await startExport(record)
+        // A warm move copies while the source runs; once it is stopped (an import continued
+        // after the stop), only the final pass is left.
+        case .destinationListening:
+            return request.warm && record.facts.sourceStopped == nil ? try await startPrecopy(record) : try await startExport(record)
         case .precopying: return try await awaitPrecopy(record)
         case .exporting: return try await awaitDisks(record)
         case .disksDone: return try await finalize(record)
@@ -144,6 +147,12 @@ struct MoveSteps {
             "tags": .array(Self.tags(record.facts.tags, moveId: record.id)), "wait_for_sync": .bool(false),
         ]
         if request.warm { body["gnt_move_warm"] = .bool(true) }
+        if features.contains(Self.importContinueFeature) {
+            // The destination keeps a half-imported instance when its import fails, for the move
+            // to continue into it; with `continue_import` this request is that continuation.
+            body["gnt_move_continuable"] = .bool(true)
+            if record.facts.continueImport == true { body["gnt_move_continue"] = .bool(true) }
+        }
         if features.contains(SignedInstanceSpec.feature), let signed = prepared["gnt_move_signed_spec"], signed != .null {
             body["gnt_move_signed_spec"] = signed
             body["gnt_move_overrides"] = request.overrides.json
@@ -164,7 +173,7 @@ struct MoveSteps {
     func createDestination(_ record: MoveRecord) async throws -> MoveRecord {
         if record.facts.createSubmitted == true {
             // A crash after the request was sent but before its job id was recorded: find the job.
-            if let job = try await findJob(destination, summary: "INSTANCE_CREATE(\(request.targetName))") {
+            if let job = try await findJob(destination, summary: "INSTANCE_CREATE(\(request.targetName))", after: record.facts.supersededCreateJob) {
                 return try store.record(record.id, state: .destinationCreated, detail: "found create job \(job)") { $0.createJob = job }
             }
         }
@@ -312,6 +321,9 @@ struct MoveSteps {
                     throw CoordinatorError(reason: .destinationFailed, message: "the destination's import job \(createJob) ended during pre-copy pass \(pass)")
                 }
             }
+        } catch let failure as RAPIJobError where failure.jobId == createJob {
+            guard let continued = try await continueImport(record, after: failure) else { throw failure }
+            return continued
         } catch let failure as RAPIJobError where failure.jobId == job {
             let failures = record.facts.precopyFailures ?? 0
             guard failures < Self.maxPrecopyFailures else { throw failure }
@@ -430,6 +442,9 @@ struct MoveSteps {
             } catch let failure as RAPIJobError where failure.jobId == exportJob {
                 guard let continued = try await continueExport(current, after: failure) else { throw failure }
                 record = continued
+            } catch let failure as RAPIJobError where failure.jobId == createJob {
+                guard let continued = try await continueImport(current, after: failure) else { throw failure }
+                return continued
             }
         }
         guard exported.arrayValue?.first?.boolValue == true, (exported.arrayValue?.last?.arrayValue ?? []).allSatisfy({ $0.boolValue == true }) else {
@@ -470,6 +485,42 @@ struct MoveSteps {
 
     /// Exports started again for one attempt before it is given up.
     static let maxExportContinuations = 5
+
+    static let importContinueFeature = "gnt-move-import-continue-v1"
+    /// Imports continued for one attempt before it is given up.
+    static let maxImportContinuations = 5
+
+    /// The destination's import failed (its daemon died, its agent restarted) and it kept the
+    /// half-imported instance: stop the source's export, then ask the destination to import again
+    /// into the disks it kept, with fresh keys and addresses; the next export sends only the
+    /// chunks that differ from what they hold. Nil when that is not possible (a destination
+    /// without the capability, the limit reached): the attempt fails and is cleaned up.
+    func continueImport(_ record: MoveRecord, after failure: RAPIJobError) async throws -> MoveRecord? {
+        let done = record.facts.importContinuations ?? 0
+        guard done < Self.maxImportContinuations, try await destination.features().contains(Self.importContinueFeature),
+              try await source.features().contains("gnt-move-continue-v1") else { return nil }
+        // The export must end (it keeps its key: it is continuable) before another one starts.
+        for job in [record.facts.precopyJob, record.facts.exportJob].compactMap({ $0 }) {
+            if let state = try? await source.job(job)["status"]?.stringValue, !Coordinator.finishedJobStates.contains(state) {
+                _ = try? await source.cancelJob(job)
+                await coordinator.waitUntilFinished(job, on: source, timeout: Coordinator.cancelWait)
+            }
+        }
+        coordinator.emit(MoveEvent(.step, move: record, ["step": .string("resume-transfer"), "state": .string(record.state.rawValue),
+                                                         "message": .string("the destination's import failed (\(failure.message)); it kept what it received: importing again into it, only the chunks that differ are sent")]))
+        return try store.record(record.id, state: .sourcePrepared, detail: "continuing the destination's import after: \(failure.message)") {
+            $0.importContinuations = done + 1
+            $0.continueImport = true
+            $0.supersededCreateJob = $0.createJob
+            $0.createSubmitted = nil
+            $0.createJob = nil
+            $0.remoteImport = nil
+            $0.exportSubmitted = nil
+            $0.exportJob = nil
+            $0.precopySubmitted = nil
+            $0.precopyJob = nil
+        }
+    }
 
     /// Follows the source's export job, turning its log into progress, disk-done and
     /// resume-transfer events; returns its result.
