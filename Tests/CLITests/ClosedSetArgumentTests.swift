@@ -31,6 +31,7 @@ final class ClosedSetArgumentTests: XCTestCase {
         exporting.journalPath = "/run/export.journal"
         exporting.abortAfter = 1 << 30
         exporting.reconnectWindow = 45.5
+        exporting.precopy = true
         var importing = ImportExportOptions(mode: .import, keyPath: "/keys/b.key", certificatePath: "/keys/b.pem", caPath: "/keys/a.pem")
         importing.statusFile = "/run/import.status"
         importing.bind = "192.0.2.7"
@@ -42,7 +43,11 @@ final class ClosedSetArgumentTests: XCTestCase {
         importing.reconnectWindow = 120
         var defaults = ImportExportOptions(mode: .import, keyPath: "k", certificatePath: "c", caPath: "a")
         defaults.statusFile = "status"
-        return [exporting, importing, defaults]
+        var warmImport = ImportExportOptions(mode: .import, keyPath: "k", certificatePath: "c", caPath: "a")
+        warmImport.statusFile = "status"
+        warmImport.warm = true
+        warmImport.compare = true
+        return [exporting, importing, defaults, warmImport]
     }
 
     /// Help text with its line wrapping undone.

@@ -169,6 +169,9 @@ final class CoordinatorTests: XCTestCase {
             .components(separatedBy: ", ").first { $0.hasSuffix("bytes changed") }.flatMap { Int64($0.split(separator: " ")[0]) }, coordinator.stdout,
             file: file, line: line)
         XCTAssertLessThan(changed, Int64(size - (8 << 20)), "at least 8 MiB were kept: \(coordinator.stdout)", file: file, line: line)
+        let id = try XCTUnwrap(lines.first?["move_id"]?.stringValue)
+        let status = try XCTUnwrap(try JSONValue(parsing: try gntMove("status", id, "--json", "--state-dir", stateDir).stdout).arrayValue?.first)
+        XCTAssertEqual(status["kept_bytes"]?.integerValue, Int64(size) - changed, "status shows what was kept", file: file, line: line)
         XCTAssertEqual(try TestData.sha256(destination.dir + "/disks/\(name).disk0"), digest, file: file, line: line)
         let list = try await destination.client().request(.GET, "/2/instances")
         XCTAssertEqual(list.arrayValue?.count, 1, "exactly once", file: file, line: line)

@@ -18,4 +18,13 @@ enum ConnectionBreak {
             return false
         }
     }
+
+    /// Whether a daemon that ended with `error` ended on a verdict about the data or the request,
+    /// rather than because the peer went away, never came, or the link broke: a transfer that
+    /// ended on a verdict meets it again if it is continued.
+    static func isVerdict(_ error: any Error) -> Bool {
+        if isBreak(error) { return false }
+        if let error = error as? BlockStreamError, error.kind == .timeout || error.kind == .connect { return false }
+        return true
+    }
 }

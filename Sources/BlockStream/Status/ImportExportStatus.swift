@@ -25,6 +25,9 @@ public struct ImportExportStatus: Codable, Sendable, Equatable {
     /// Disk bytes the exporter sent as data or zeros, not as chunks the importer already held
     /// (gnt-move/1; every pass of this daemon added up).
     public var changed_bytes: Int64?
+    /// On failure: whether the daemon ended on a verdict (a chunk that did not verify, a wrong
+    /// magic, a full destination…) rather than a peer that went away or a broken link.
+    public var verdict: Bool?
     /// Passes a warm import received so far.
     public var passes: Int?
     /// Peak resident memory of the daemon, in KiB, written at exit.

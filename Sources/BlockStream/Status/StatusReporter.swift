@@ -81,6 +81,7 @@ public final class StatusReporter: @unchecked Sendable {
         update {
             $0.exit_status = error == nil ? 0 : 1
             $0.error_message = error.map { "\($0)" }
+            $0.verdict = error.map(ConnectionBreak.isVerdict)
             $0.max_rss_kib = peak
             let wire = wireBytes.load(ordering: .relaxed)
             if wire > 0 { $0.wire_bytes = wire }

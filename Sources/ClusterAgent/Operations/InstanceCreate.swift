@@ -153,7 +153,7 @@ extension ClusterAgentService {
         defer { activeImports.withLock { _ = $0.remove(name) } }
         context.log("* preparing remote import...")
         let continuable = body["gnt_move_continuable"]?.boolValue == true && osFolder == nil
-        let record = try await materialize(plan.spec, lifecycle: continuable ? InstanceLifecycle.importingContinuable.rawValue : InstanceLifecycle.importing.rawValue, context: context)
+        let record = try await materialize(plan.spec, lifecycle: InstanceLifecycle.importing.rawValue, context: context)
         return try await receiveDisks(plan: plan, record: record, body: body, osScripts: osScripts, osFolder: osFolder, continuable: continuable,
                                       compare: false, context: context)
     }
@@ -180,11 +180,15 @@ extension ClusterAgentService {
         let (spec, sourceName, sourceCertificate, name) = (plan.spec, plan.sourceName, plan.sourceCertificate, record.name)
         var daemons: [DiskTransferProcess] = []
         var keyName: String?
-        var published = false
+        /// Whether a failed import keeps the instance for the move to continue: once the source
+        /// may have sent data, unless the job was canceled or a daemon ended on a verdict (the
+        /// same data would meet it again).
+        var keep = false
+        func keeping() -> Bool { keep && !context.isCanceled && !daemons.contains(where: { $0.status?.verdict == true }) }
         func discard() async {
             await DiskTransferProcess.stopAll(daemons)
             if let keyName { try? importKeyStore.remove(name: keyName) }
-            if continuable && published {
+            if keeping() {
                 daemons.forEach { $0.removeFolder() }
                 try? database.update(name) { $0.lifecycle = InstanceLifecycle.importInterrupted.rawValue }
                 context.log("the half-imported instance \(name) is kept (\(InstanceLifecycle.importInterrupted.rawValue)): the move may continue into its disks, or remove it")
@@ -225,14 +229,18 @@ extension ClusterAgentService {
                                           magic: ImportExportMagic.compute(base: magicBase, instanceName: name, index: index),
                                           secret: secret, salt: salt)
             }
+            if continuable {
+                // From here on a restart keeps the instance (import-interrupted), too.
+                try database.update(name) { $0.lifecycle = InstanceLifecycle.importingContinuable.rawValue }
+                keep = true
+            }
             try context.log(type: "remote-import", .object(["disks": .array(disks), "x509_ca": .string(key.signedCertificate)]))
-            published = true
             let results = await TransferMonitor(context: context, daemons: daemons, direction: "receiving").follow()
             try context.checkCanceled()
             guard results.allSatisfy({ $0 }) else {
                 let failed = results.enumerated().filter { !$0.element }.map { String($0.offset) }
                 throw AgentError.execution("Disk(s) \(failed.joined(separator: ", ")) failed to import; "
-                                           + (continuable ? "the half-imported instance is kept for the move to continue" : "the half-created instance was removed"))
+                                           + (keeping() ? "the half-imported instance is kept for the move to continue" : "the half-created instance was removed"))
             }
         } catch {
             await discard()

@@ -50,6 +50,8 @@ enum InstanceViews {
             "ctime": .double(record.ctime), "mtime": .double(record.mtime),
             "uuid": .string(record.uuid), "serial_no": .int(record.serial),
             "tags": .array(spec.tags.map(JSONValue.string)),
+            // gnt-move: `import-interrupted` marks an import a move may continue (gnt_move_continue).
+            "gnt_move_lifecycle": .string(record.lifecycle),
         ])
     }
 

@@ -169,6 +169,8 @@ public struct MoveFacts: Sendable, Equatable, Codable {
     public var supersededCreateJob: Int64?
     /// Imports continued in this attempt.
     public var importContinuations: Int?
+    /// Disk bytes a continued import kept (what its disks held and were not sent again).
+    public var keptBytes: Int64?
     /// When the coordinator began to stop the source (Unix time): downtime starts here.
     public var stopStarted: Double?
     /// Seconds from `stop_started` until the destination held (and, if asked, started) the
@@ -191,6 +193,7 @@ public struct MoveFacts: Sendable, Equatable, Codable {
         case precopySubmitted = "precopy_submitted", precopyJob = "precopy_job", precopyChanged = "precopy_changed"
         case precopyFailures = "precopy_failures", stopStarted = "stop_started", downtimeSeconds = "downtime_seconds"
         case continueImport = "continue_import", supersededCreateJob = "superseded_create_job", importContinuations = "import_continuations"
+        case keptBytes = "kept_bytes"
     }
 
     /// The jobs started so far, by step (`status`).

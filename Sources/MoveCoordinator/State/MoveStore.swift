@@ -16,7 +16,7 @@ public struct MoveRecord: Sendable, Equatable {
     public var updated: Double
 
     public var json: JSONValue {
-        .object([
+        let base: [String: JSONValue] = [
             "id": .string(id), "instance": .string(instance), "state": .string(state.rawValue),
             "destination_instance": request["dest_instance_name"].flatMap { $0 == .null ? nil : $0 } ?? .string(instance),
             "created": .string(UnixTime.iso8601(Int64(created))), "updated": .string(UnixTime.iso8601(Int64(updated))),
@@ -24,10 +24,18 @@ public struct MoveRecord: Sendable, Equatable {
             "jobs": .object(facts.jobs.mapValues(JSONValue.int64)),
             "overrides": .array(MoveRequest.declaredOverrides(stored: request).descriptions.map(JSONValue.string)),
             "transfer_resumes": .array((facts.transferResumes ?? []).map { .object(["disk": .int($0.disk), "offset": .int64($0.offset)]) }),
-            "warm": request["warm"] ?? .bool(false),
-            "precopy_changed": .array((facts.precopyChanged ?? []).map(JSONValue.int64)),
-            "downtime_seconds": facts.downtimeSeconds.map(JSONValue.double) ?? .null,
-        ])
+        ]
+        return .object(base.merging(transferFacts) { $1 })
+    }
+
+    /// What `status` shows of warm moves and continued imports.
+    private var transferFacts: [String: JSONValue] {
+        let warm: JSONValue = request["warm"] ?? .bool(false)
+        let precopy: [JSONValue] = (facts.precopyChanged ?? []).map(JSONValue.int64)
+        let downtime: JSONValue = facts.downtimeSeconds.map(JSONValue.double) ?? .null
+        // A continued import: the bytes its disks kept, not sent again.
+        let kept: JSONValue = facts.keptBytes.map(JSONValue.int64) ?? .null
+        return ["warm": warm, "precopy_changed": .array(precopy), "downtime_seconds": downtime, "kept_bytes": kept]
     }
 }
 

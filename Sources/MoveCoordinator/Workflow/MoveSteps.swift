@@ -451,9 +451,16 @@ struct MoveSteps {
             throw CoordinatorError(reason: .exportFailed, message: "the export reported failed disks: \(exported.serialized)")
         }
         let downtime = record.facts.stopStarted.map { max(0, Date().timeIntervalSince1970 - $0) }
+        // After a continued import: what the destination's disks kept is what was not sent again.
+        var kept: Int64?
+        if record.facts.importContinuations != nil, let job = record.facts.exportJob, let status = try? await source.job(job) {
+            let total = (record.facts.spec?["disks"]?.arrayValue ?? []).reduce(Int64(0)) { $0 + (($1["size"]?.integerValue ?? 0) << 20) }
+            kept = max(0, total - Self.changedBytes(status))
+        }
         return try store.record(record.id, state: .disksDone, detail: "every disk confirmed by both clusters") {
             $0.exportResult = exported
             $0.downtimeSeconds = downtime
+            $0.keptBytes = kept
         }
     }
 
@@ -499,6 +506,11 @@ struct MoveSteps {
         let done = record.facts.importContinuations ?? 0
         guard done < Self.maxImportContinuations, try await destination.features().contains(Self.importContinueFeature),
               try await source.features().contains("gnt-move-continue-v1") else { return nil }
+        // Only an import the destination kept for this move (not removed: a refusal, a verdict
+        // about the data, a canceled job) is continued.
+        guard let kept = try? await destination.instance(request.targetName),
+              (kept["tags"]?.arrayValue ?? []).contains(.string(Self.moveTag(record.id))),
+              kept["gnt_move_lifecycle"]?.stringValue == "import-interrupted" else { return nil }
         // The export must end (it keeps its key: it is continuable) before another one starts.
         for job in [record.facts.precopyJob, record.facts.exportJob].compactMap({ $0 }) {
             if let state = try? await source.job(job)["status"]?.stringValue, !Coordinator.finishedJobStates.contains(state) {
