@@ -42,14 +42,12 @@ public struct CutBenchmark: Sendable {
     }
 
     public func run(folder: String) async throws -> [Result] {
-        let clusters = try LoopbackClusters(folder: folder, executable: executable)
-        defer { clusters.stop() }
-        let image = clusters.diskFolder(0) + "/bench-vm.img"
         log("writing \(size >> 20) MiB of random data")
-        try Self.writeRandom(image, size: size)
+        let (clusters, image) = try await LoopbackClusters.started(folder: folder, executable: executable, instance: "bench-vm", size: size) {
+            try Self.writeRandom($0, size: size)
+        }
+        defer { clusters.stop() }
         let digest = try Demo.sha256(image)
-        try await clusters.adopt("bench-vm", image: image, size: size)
-        try await clusters.start()
         var results: [Result] = []
         var uncutTransfer: Double?
         for (index, scenario) in Self.scenarios.enumerated() {

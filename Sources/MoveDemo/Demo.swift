@@ -35,14 +35,12 @@ public struct Demo {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { if folderToKeep == nil { try? FileManager.default.removeItem(atPath: folder) } }
         log("demo folder \(folder)")
-        let clusters = try LoopbackClusters(folder: folder, executable: executable)
-        defer { clusters.stop() }
-        let image = clusters.diskFolder(0) + "/demo-vm.img"
         log("generating a \(size >> 20) MiB sparse image with real data")
-        try Self.makeImage(image, size: size)
+        let (clusters, image) = try await LoopbackClusters.started(folder: folder, executable: executable, instance: "demo-vm", size: size) {
+            try Self.makeImage($0, size: size)
+        }
+        defer { clusters.stop() }
         let digest = try Self.sha256(image)
-        try await clusters.adopt("demo-vm", image: image, size: size)
-        try await clusters.start()
         log("clusters alpha (127.0.0.1:\(clusters.endpoints[0].port)) and beta (127.0.0.1:\(clusters.endpoints[1].port)) are up")
 
         var request = MoveRequest(source: clusters.endpoints[0], destination: clusters.endpoints[1], instance: "demo-vm")

@@ -35,6 +35,23 @@ final class LoopbackClusters: @unchecked Sendable {
         }
     }
 
+    /// Both agents serving, with one running instance `name` on alpha whose one disk image (of
+    /// `size` bytes) `fill` writes; returns them and the image's path. Stop them when done.
+    static func started(folder: String, executable: String, instance name: String, size: Int64,
+                        fill: (String) throws -> Void) async throws -> (LoopbackClusters, image: String) {
+        let clusters = try LoopbackClusters(folder: folder, executable: executable)
+        do {
+            let image = clusters.diskFolder(0) + "/\(name).img"
+            try fill(image)
+            try await clusters.adopt(name, image: image, size: size)
+            try await clusters.start()
+            return (clusters, image)
+        } catch {
+            clusters.stop()
+            throw error
+        }
+    }
+
     /// Where cluster `index` keeps its disks.
     func diskFolder(_ index: Int) -> String { folder + "/" + names[index] + "/disks" }
 

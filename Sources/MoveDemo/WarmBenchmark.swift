@@ -32,13 +32,11 @@ public struct WarmBenchmark: Sendable {
     }
 
     public func run(folder: String) async throws -> [Result] {
-        let clusters = try LoopbackClusters(folder: folder, executable: executable)
-        defer { clusters.stop() }
-        let image = clusters.diskFolder(0) + "/bench-vm.img"
         log("writing \(size >> 20) MiB of random data")
-        try CutBenchmark.writeRandom(image, size: size)
-        try await clusters.adopt("bench-vm", image: image, size: size)
-        try await clusters.start()
+        let (clusters, image) = try await LoopbackClusters.started(folder: folder, executable: executable, instance: "bench-vm", size: size) {
+            try CutBenchmark.writeRandom($0, size: size)
+        }
+        defer { clusters.stop() }
         let source = try RAPIClient(endpoint: clusters.endpoints[0])
         var results: [Result] = []
         for warm in [false, true] {

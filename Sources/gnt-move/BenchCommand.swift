@@ -9,6 +9,22 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Benchmarks that print ratios against baselines run beside them.",
         subcommands: [Stream.self, Cut.self, Warm.self])
 
+    /// `dir`, or a new temporary folder named after the benchmark; created. The caller removes a
+    /// temporary one when done.
+    static func scratchFolder(_ label: String, dir: String?) throws -> String {
+        let folder = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("gnt-move-bench-\(label)-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        return folder
+    }
+
+    /// `text` padded to `width` characters, for a table.
+    static func column(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
+
+    /// This executable, which runs the agents and disk daemons of a move benchmark.
+    static var executable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
     struct Stream: ReportingCommand {
         static let configuration = CommandConfiguration(
             abstract: "Move one file over loopback with gnt-move and with Ganeti's socat pipeline; print MB/s and ratios.",

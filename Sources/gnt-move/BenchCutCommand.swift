@@ -22,15 +22,14 @@ extension BenchCommand {
                 print("bench cut: skipped: ss (iproute2) is not installed; it resets the data connection")
                 return
             }
-            let folder = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("gnt-move-bench-cut-\(UUID().uuidString.prefix(8))").path
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            let folder = try BenchCommand.scratchFolder("cut", dir: dir)
             defer { if dir == nil { try? FileManager.default.removeItem(atPath: folder) } }
-            let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            let executable = BenchCommand.executable
             let benchmark = CutBenchmark(executable: executable, size: size.bytes, bandwidthLimit: bwlimit.bytes, log: { Console.error("bench cut: \($0)") })
             let results = try await benchmark.run(folder: folder)
             guard let uncut = results.first else { return }
             print("Broken data connections: \(size) of random data, \(bwlimit)/s, loopback, gnt-move/1; each cut resets both sockets (ss -K)")
-            func column(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
+            let column = BenchCommand.column
             print(column("scenario", 14) + column("state", 7) + "cuts  resumed  seconds  time/uncut  wire/data  identical")
             for result in results {
                 print(column(result.scenario.label, 14) + column(result.state.rawValue, 7)

@@ -24,16 +24,15 @@ extension BenchCommand {
         }
 
         func execute() async throws {
-            let folder = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("gnt-move-bench-warm-\(UUID().uuidString.prefix(8))").path
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            let folder = try BenchCommand.scratchFolder("warm", dir: dir)
             defer { if dir == nil { try? FileManager.default.removeItem(atPath: folder) } }
-            let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+            let executable = BenchCommand.executable
             let benchmark = WarmBenchmark(executable: executable, size: size.bytes, bandwidthLimit: bwlimit.bytes, changedShare: changed / 100,
                                           log: { Console.error("bench warm: \($0)") })
             let results = try await benchmark.run(folder: folder)
             guard let cold = results.first else { return }
             print("Warm against cold: \(size) of random data, \(bwlimit)/s, loopback, gnt-move/1; \(changed)% of the chunks changed before the stop")
-            func column(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
+            let column = BenchCommand.column
             print(column("move", 6) + column("state", 7) + "seconds  downtime  downtime/cold  final pass MiB  identical")
             for result in results {
                 print(column(result.label, 6) + column(result.state.rawValue, 7)

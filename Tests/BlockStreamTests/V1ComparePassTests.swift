@@ -18,12 +18,17 @@ final class V1ComparePassTests: XCTestCase {
         try handle.write(contentsOf: Data(repeating: byte, count: Self.chunk))
     }
 
-    func testAWarmImportTakesPassesAndTheFinalOneSendsOnlyWhatChanged() throws {
-        let harness = DaemonHarness("warm-passes")
-        let size = 40 * Self.chunk
+    /// A harness with a source image of `size` random bytes, and where the destination goes.
+    func randomSource(_ label: String, size: Int) throws -> (DaemonHarness, source: String, dest: String) {
+        let harness = DaemonHarness(label)
         let source = harness.folder.file("source.img")
         try TestData.writeRandom(source, size: size)
-        let dest = harness.folder.file("dest.img")
+        return (harness, source, harness.folder.file("dest.img"))
+    }
+
+    func testAWarmImportTakesPassesAndTheFinalOneSendsOnlyWhatChanged() throws {
+        let size = 40 * Self.chunk
+        let (harness, source, dest) = try randomSource("warm-passes", size: size)
         let importer = try harness.startImporter(dest: dest, extra: ["--warm"])
         let port = try harness.listenPort()
 
@@ -52,12 +57,9 @@ final class V1ComparePassTests: XCTestCase {
     }
 
     func testACompareImportContinuesIntoADiskThatHoldsPartOfTheData() throws {
-        let harness = DaemonHarness("compare")
         let size = 24 * Self.chunk + 4096
-        let source = harness.folder.file("source.img")
-        try TestData.writeRandom(source, size: size)
+        let (harness, source, dest) = try randomSource("compare", size: size)
         // The destination holds the first 10 chunks, one of them damaged, and nothing after.
-        let dest = harness.folder.file("dest.img")
         let head = try XCTUnwrap(FileHandle(forReadingAtPath: source)).readData(ofLength: 10 * Self.chunk)
         try head.write(to: URL(fileURLWithPath: dest))
         try overwrite(dest, chunk: 4, with: 0x11)
@@ -74,11 +76,8 @@ final class V1ComparePassTests: XCTestCase {
     /// An importer that does not compare (no `--warm`, no `--compare`) gets the whole disk from
     /// the same exporter: the capability is offered, never assumed.
     func testAnImportThatDoesNotCompareReceivesEverything() throws {
-        let harness = DaemonHarness("no-compare")
         let size = 6 * Self.chunk
-        let source = harness.folder.file("source.img")
-        try TestData.writeRandom(source, size: size)
-        let dest = harness.folder.file("dest.img")
+        let (harness, source, dest) = try randomSource("no-compare", size: size)
         try FileManager.default.copyItem(atPath: source, toPath: dest)
         let importer = try harness.startImporter(dest: dest)
         let exporter = try harness.runExporter(port: try harness.listenPort(), source: source)

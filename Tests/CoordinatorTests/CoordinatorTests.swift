@@ -53,9 +53,25 @@ final class CoordinatorTests: XCTestCase {
     }
 
     /// The bytes on the wire that a `disk-done` event reports.
-    func wireBytes(_ lines: [JSONValue]) throws -> Int64 {
-        let done = try XCTUnwrap(lines.first { $0["event"]?.stringValue == "disk-done" }?["message"]?.stringValue, "no disk-done event")
-        return try XCTUnwrap(done.components(separatedBy: ", ").first { $0.hasSuffix("bytes on the wire") }.flatMap { Int64($0.split(separator: " ")[0]) }, done)
+    func wireBytes(_ lines: [JSONValue]) throws -> Int64 { try diskDone(lines, "bytes on the wire") }
+
+    /// The number before `what` (`bytes on the wire`, `bytes changed`) in the last `disk-done` event.
+    func diskDone(_ lines: [JSONValue], _ what: String) throws -> Int64 {
+        let done = try XCTUnwrap(lines.last { $0["event"]?.stringValue == "disk-done" }?["message"]?.stringValue, "no disk-done event")
+        return try XCTUnwrap(done.components(separatedBy: ", ").first { $0.hasSuffix(what) }.flatMap { Int64($0.split(separator: " ")[0]) }, done)
+    }
+
+    /// `name` was moved: its disk holds `digest` on the destination, where it exists once; the
+    /// source instance is gone; no per-move key is left on either side.
+    func assertMovedOnce(_ name: String, digest: String, _ label: String, file: StaticString = #filePath, line: UInt = #line) async throws {
+        XCTAssertEqual(try TestData.sha256(destination.dir + "/disks/\(name).disk0"), digest, label, file: file, line: line)
+        let list = try await destination.client().request(.GET, "/2/instances")
+        XCTAssertEqual(list.arrayValue?.filter { $0["id"]?.stringValue == name }.count, 1, "\(label): exactly once", file: file, line: line)
+        do {
+            _ = try await source.client().instance(name)
+            XCTFail("\(label): the source must be removed", file: file, line: line)
+        } catch let error as RAPIError { XCTAssertEqual(error.status, 404, file: file, line: line) }
+        XCTAssertEqual(source.keyNames + destination.keyNames, [], label, file: file, line: line)
     }
 
     func events(_ output: String) throws -> [JSONValue] {
@@ -165,9 +181,7 @@ final class CoordinatorTests: XCTestCase {
         XCTAssertNotNil(lines.first { $0["step"]?.stringValue == "resume-transfer"
             && $0["message"]?.stringValue?.contains("importing again into it, only the chunks that differ are sent") == true }, coordinator.stdout, file: file, line: line)
         // What the destination held before its import died was not sent again.
-        let changed = try XCTUnwrap(lines.last { $0["event"]?.stringValue == "disk-done" }?["message"]?.stringValue?
-            .components(separatedBy: ", ").first { $0.hasSuffix("bytes changed") }.flatMap { Int64($0.split(separator: " ")[0]) }, coordinator.stdout,
-            file: file, line: line)
+        let changed = try diskDone(lines, "bytes changed")
         XCTAssertLessThan(changed, Int64(size - (8 << 20)), "at least 8 MiB were kept: \(coordinator.stdout)", file: file, line: line)
         let id = try XCTUnwrap(lines.first?["move_id"]?.stringValue)
         let status = try XCTUnwrap(try JSONValue(parsing: try gntMove("status", id, "--json", "--state-dir", stateDir).stdout).arrayValue?.first)
@@ -344,14 +358,7 @@ final class CoordinatorTests: XCTestCase {
             XCTAssertEqual(status.arrayValue?.first?["state"]?.stringValue, state)
             let resumed = try gntMove("resume", id, "--state-dir", stateDir)
             XCTAssertEqual(resumed.status, 0, "\(state): \(resumed.stdout) \(resumed.stderr)")
-            XCTAssertEqual(try TestData.sha256(destination.dir + "/disks/\(name).disk0"), digest, state)
-            let list = try await destination.client().request(.GET, "/2/instances")
-            XCTAssertEqual(list.arrayValue?.filter { $0["id"]?.stringValue == name }.count, 1, "\(state): exactly once")
-            do {
-                _ = try await source.client().instance(name)
-                XCTFail("\(state): the source must be removed")
-            } catch let error as RAPIError { XCTAssertEqual(error.status, 404) }
-            XCTAssertEqual(source.keyNames + destination.keyNames, [], state)
+            try await assertMovedOnce(name, digest: digest, state)
             let final = try JSONValue(parsing: try gntMove("status", id, "--json", "--state-dir", stateDir).stdout)
             XCTAssertEqual(final.arrayValue?.first?["state"]?.stringValue, "done")
         }

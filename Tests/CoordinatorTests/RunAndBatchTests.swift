@@ -54,6 +54,32 @@ final class RunAndBatchTests: XCTestCase {
         try validate(lines, schema: "run-event.schema.json")
     }
 
+    /// `"warm": true, "warm_passes": 2` in a `run` request: two pre-copy passes while the source
+    /// runs, then the final one; `move-done` carries the downtime. A `warm_passes` out of range
+    /// fails that move before anything is asked of a cluster (`reason: bad-request`).
+    func testRunRequestsAWarmMove() throws {
+        let image = folder.file("w1.img")
+        try TestData.writeMixed(image, size: 6 << 20, seed: 5)
+        let digest = try TestData.sha256(image)
+        try source.addInstance("w1", disks: [image], extra: ["--running"])
+        let body = request([.object(["instance": .string("w1"), "warm": .bool(true), "warm_passes": .int(2)])])
+        try validate([body.serialized], schema: "run-request.schema.json")
+        let result = try gntMove("run", stdin: body.serialized)
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        try validate(lines, schema: "run-event.schema.json")
+        let events = try lines.map { try JSONValue(parsing: $0) }
+        XCTAssertEqual(events.filter { $0["step"]?.stringValue == "precopy" }.compactMap { $0["pass"]?.integerValue }, [1, 2], result.stdout)
+        XCTAssertNotNil(events.last { $0["event"]?.stringValue == "move-done" }?["downtime_seconds"]?.numberValue, result.stdout)
+        XCTAssertEqual(try TestData.sha256(destination.dir + "/disks/w1.disk0"), digest)
+
+        let bad = try gntMove("run", stdin: request([.object(["instance": .string("w2"), "warm": .bool(true), "warm_passes": .int(0)])]).serialized)
+        XCTAssertEqual(bad.status, 1, bad.stdout)
+        let refused = try JSONValue(parsing: String(bad.stdout.split(separator: "\n").last ?? ""))
+        XCTAssertEqual(refused["reason"]?.stringValue, "bad-request", bad.stdout)
+        XCTAssertEqual(refused["message"]?.stringValue, "warm passes: 0 is not from 1 to 10", bad.stdout)
+    }
+
     func testProgressEventsCarryBytesTotalRateAndETA() throws {
         let image = folder.file("p.img")
         try TestData.writeRandom(image, size: 24 << 20)

@@ -6,28 +6,11 @@ import MoveTrust
 import TestSupport
 import XCTest
 
-/// `gnt-move move --warm` between two real agents: the disks are copied while the source runs,
-/// then the source stops and only the chunks that changed cross the wire.
-final class WarmMoveTests: XCTestCase {
-    var folder: TemporaryDirectory!
-    var source: AgentHarness!
-    var destination: AgentHarness!
-    var stateDir: String { folder.file("state") }
+/// `gnt-move move --warm` between two real agents (the agents of `CoordinatorTests`): the disks
+/// are copied while the source runs, then the source stops and only the chunks that changed
+/// cross the wire.
+extension CoordinatorTests {
     static let chunk = 1 << 20
-
-    override func setUpWithError() throws {
-        let pair = try AgentPair("warm")
-        (folder, source, destination) = (pair.folder, pair.source, pair.destination)
-    }
-
-    override func tearDown() {
-        source?.stop()
-        destination?.stop()
-    }
-
-    func events(_ output: String) throws -> [JSONValue] {
-        try output.split(separator: "\n").map { try JSONValue(parsing: String($0)) }
-    }
 
     /// Writes `count` bytes of fresh random data at chunk `index` of `path` (the running VM writing).
     func scribble(_ path: String, chunk index: Int, count: Int = chunk) throws {
@@ -35,12 +18,6 @@ final class WarmMoveTests: XCTestCase {
         defer { try? handle.close() }
         try handle.seek(toOffset: UInt64(index * Self.chunk))
         try handle.write(contentsOf: Data((0..<count).map { _ in UInt8.random(in: 0...255) }))
-    }
-
-    /// The `N bytes changed` of the final pass's `disk-done` event.
-    func changedBytes(_ lines: [JSONValue]) throws -> Int64 {
-        let done = try XCTUnwrap(lines.first { $0["event"]?.stringValue == "disk-done" }?["message"]?.stringValue, "no disk-done event")
-        return try XCTUnwrap(done.components(separatedBy: ", ").first { $0.hasSuffix("bytes changed") }.flatMap { Int64($0.split(separator: " ")[0]) }, done)
     }
 
     func testWarmMoveCarriesWhatTheRunningSourceWroteDuringThePrecopy() async throws {
@@ -70,7 +47,7 @@ final class WarmMoveTests: XCTestCase {
         let precopy = try XCTUnwrap(lines.first { $0["step"]?.stringValue == "precopy-done" })
         XCTAssertEqual(precopy["changed_bytes"]?.integerValue, Int64(size), "the first pass sends the whole disk")
         // The final pass sends the chunks written after the pre-copy passed them, and nothing else.
-        let changed = try changedBytes(lines)
+        let changed = try diskDone(lines, "bytes changed")
         XCTAssertGreaterThanOrEqual(changed, Int64(Self.chunk), move.stdout)
         XCTAssertLessThanOrEqual(changed, Int64(3 * Self.chunk), move.stdout)
         let done = try XCTUnwrap(lines.last)
@@ -114,14 +91,7 @@ final class WarmMoveTests: XCTestCase {
             let lines = try events(resumed.stdout)
             XCTAssertEqual(lines.last?["event"]?.stringValue, "move-done", "\(state): \(resumed.stdout)")
             XCTAssertFalse(lines.contains { $0["step"]?.stringValue == "retry" }, "\(state): no fresh attempt: \(resumed.stdout)")
-            XCTAssertEqual(try TestData.sha256(destination.dir + "/disks/\(name).disk0"), digest, state)
-            let list = try await destination.client().request(.GET, "/2/instances")
-            XCTAssertEqual(list.arrayValue?.filter { $0["id"]?.stringValue == name }.count, 1, "\(state): exactly once")
-            do {
-                _ = try await source.client().instance(name)
-                XCTFail("\(state): the source must be removed")
-            } catch let error as RAPIError { XCTAssertEqual(error.status, 404) }
-            XCTAssertEqual(source.keyNames + destination.keyNames, [], state)
+            try await assertMovedOnce(name, digest: digest, state)
         }
     }
 
