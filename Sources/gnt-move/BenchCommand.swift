@@ -27,8 +27,8 @@ struct BenchCommand: AsyncParsableCommand {
 
     struct Stream: ReportingCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Move one file over loopback with gnt-move and with Ganeti's socat pipeline; print MB/s and ratios.",
-            discussion: "Build with -c release first. Needs socat, gzip and zstd, and twice --size free in --dir.")
+            abstract: "Move one file over loopback with gnt-move, with Ganeti's socat pipeline and with nbdcopy into nbdkit; print MB/s and ratios.",
+            discussion: "Build with -c release first. Needs socat, gzip and zstd, and twice --size free in --dir; nbdcopy and nbdkit (libnbd-bin, nbdkit) for the nbdcopy baseline, which is skipped with a line saying so without them.")
 
         @Option(help: "Bytes per test file (K, M, G suffixes).") var size = ByteSize(bytes: 2 << 30)
         @Option(help: "Folder for the test files (default: a new temporary folder, removed afterwards).") var dir: String?
@@ -100,6 +100,42 @@ struct BenchCommand: AsyncParsableCommand {
                 print("")
             }
             print(try runV1(folder: folder, keys: benchmark.keys))
+            print("")
+            print(try runAgainstNbdcopy(folder: folder, keys: benchmark.keys))
+        }
+
+        /// gnt-move (gnt-move/1 and Ganeti's stream, uncompressed) against nbdcopy into nbdkit over
+        /// mutually verified TLS: dense random data, and a sparse image with 1% data in 1 MiB extents.
+        private func runAgainstNbdcopy(folder: String, keys: StreamBenchmark.Keys) throws -> String {
+            guard StreamBenchmark.nbdTools != nil else {
+                return "nbdcopy baseline: skipped: nbdcopy or nbdkit is not installed (Debian: libnbd-bin, nbdkit; scripts/setup installs them)"
+            }
+            var table = BenchmarkTable()
+            let dense = StreamBenchmark(executable: BenchCommand.executable, directory: folder, keys: keys, size: size.bytes, log: { Console.error($0) })
+            let random = folder + "/random-nbd.img"
+            Console.error("preparing \(size) of random data for the nbdcopy comparison")
+            try dense.makeRandom(random)
+            let nbdcopy = try median((0..<max(1, runs)).map { _ in try dense.runNbdcopy(source: random, data: "random") })
+            let v1 = try median((0..<max(1, runs)).map { _ in try dense.runGntMove(source: random, compression: .none, data: "random", streamProtocol: .v1) })
+            let v0 = try median((0..<max(1, runs)).map { _ in try dense.runGntMove(source: random, compression: .none, data: "random", streamProtocol: .ganeti) })
+            try? FileManager.default.removeItem(atPath: random)
+            table.rows.append(.init(label: "\(size) random, gnt-move/1 (verified, journaled)", candidate: v1, baseline: nbdcopy, baselineName: "nbdcopy", target: 1.1))
+            table.rows.append(.init(label: "\(size) random, Ganeti stream", candidate: v0, baseline: nbdcopy, baselineName: "nbdcopy", target: 1.3))
+
+            let corpus = folder + "/corpus-nbd.img"
+            try dense.makeCompressible(corpus)
+            let sparseBench = StreamBenchmark(executable: BenchCommand.executable, directory: folder, keys: keys, size: sparseSize.bytes, log: { Console.error($0) })
+            let sparse = folder + "/sparse-nbd.img"
+            let dataBytes = max(sparseSize.bytes / 100, 1 << 20)
+            Console.error("preparing a \(sparseSize) sparse image with 1% data for the nbdcopy comparison")
+            try sparseBench.makeSparse(sparse, dataBytes: dataBytes, from: corpus)
+            try? FileManager.default.removeItem(atPath: corpus)
+            let sparseNbd = try median((0..<max(1, runs)).map { _ in try sparseBench.runNbdcopy(source: sparse, data: "sparse") })
+            let sparseV1 = try median((0..<max(1, runs)).map { _ in try sparseBench.runGntMove(source: sparse, compression: .none, data: "sparse", streamProtocol: .v1) })
+            try? FileManager.default.removeItem(atPath: sparse)
+            table.rows.append(.init(label: "\(sparseSize) sparse, 1% data, gnt-move/1", candidate: sparseV1, baseline: sparseNbd, baselineName: "nbdcopy", target: 1.0))
+            return "Against nbdcopy into nbdkit (file plugin, --tls=require --tls-verify-peer, nbdcopy --flush), median of \(max(1, runs)) run(s), loopback\n"
+                + table.rendered
         }
 
         /// gnt-move/1 against the Ganeti stream: a sparse image, dense mixed data with zstd, and

@@ -201,7 +201,7 @@ public struct StreamBenchmark {
         return Measurement(data: data, compression: compression, tool: "socat", seconds: seconds, bytes: size)
     }
 
-    private func verifySize(_ path: String) throws {
+    func verifySize(_ path: String) throws {
         let written = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? -1
         guard written == size else {
             throw BlockStreamError(.integrity, "benchmark destination has \(written) bytes, expected \(size)")

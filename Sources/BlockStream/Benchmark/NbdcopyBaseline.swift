@@ -1,0 +1,65 @@
+import Foundation
+
+/// nbdcopy (libnbd) into nbdkit's file plugin over TLS with both peers verified against one CA:
+/// how virt-v2v and Forklift copy a disk, and the best tool for it today. The destination is
+/// flushed (`nbdcopy --flush`), as gnt-move's is.
+extension StreamBenchmark {
+    /// Where nbdcopy and nbdkit are, or nil (the baseline is then skipped with a line saying so).
+    public static var nbdTools: (nbdkit: String, nbdcopy: String)? {
+        let tools = ("/usr/sbin/nbdkit", "/usr/bin/nbdkit", "/usr/bin/nbdcopy")
+        let nbdkit = [tools.0, tools.1].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let nbdkit, FileManager.default.isExecutableFile(atPath: tools.2) else { return nil }
+        return (nbdkit, tools.2)
+    }
+
+    /// A CA and a server and a client certificate signed by it (GnuTLS's file names), made once
+    /// per benchmark folder with the openssl command.
+    func nbdCertificates() throws -> String {
+        let folder = directory + "/nbd-tls"
+        if FileManager.default.fileExists(atPath: folder + "/client-key.pem") { return folder }
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let script = """
+        set -e; cd "$1"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca-key.pem -out ca-cert.pem -subj /CN=bench-ca -days 2
+        for who in server client; do
+          openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $who-key.pem -out $who.csr -subj /CN=$who
+          usage=serverAuth; [ $who = client ] && usage=clientAuth
+          printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nextendedKeyUsage=%s\\n' $usage > $who.ext
+          openssl x509 -req -in $who.csr -CA ca-cert.pem -CAkey ca-key.pem -CAcreateserial -out $who-cert.pem -days 2 -extfile $who.ext
+        done
+        """
+        try BenchmarkProcess("/bin/bash", ["-c", script, "bash", folder], logPath: folder + "/openssl.log").wait()
+        return folder
+    }
+
+    /// Copies `source` with nbdcopy into a fresh file served by nbdkit; the time runs from
+    /// nbdcopy's start to its end (connection, TLS, copy, flush).
+    public func runNbdcopy(source: String, data: String) throws -> Measurement {
+        guard let tools = Self.nbdTools else { throw BlockStreamError(.configuration, "nbdkit and nbdcopy are not installed") }
+        let certificates = try nbdCertificates()
+        let destination = directory + "/dest.img"
+        try? FileManager.default.removeItem(atPath: destination)
+        guard FileManager.default.createFile(atPath: destination, contents: nil), truncate(destination, off_t(size)) == 0 else {
+            throw BlockStreamError(.configuration, "cannot create \(destination)")
+        }
+        let port = try TCPListener(bind: "127.0.0.1", port: 0, family: .ipv4).port
+        let server = try BenchmarkProcess(tools.nbdkit, ["-f", "--exit-with-parent", "-i", "127.0.0.1", "-p", String(port), "--tls=require",
+                                                         "--tls-certificates=\(certificates)", "--tls-verify-peer", "file", "file=\(destination)"],
+                                          logPath: directory + "/nbdkit.log")
+        defer {
+            // SIGKILL: a child may inherit a blocked SIGTERM from the thread that spawned it.
+            kill(server.process.processIdentifier, SIGKILL)
+            server.process.waitUntilExit()
+        }
+        guard BenchmarkProcess.poll(seconds: 30, { (try? TCPConnector(host: "127.0.0.1", port: port, family: .ipv4, attemptTimeout: 1, retries: 0,
+                                                                     retryInterval: 0).connectOnce()).map { close($0); return true } }) != nil else {
+            throw BlockStreamError(.configuration, "nbdkit did not listen on port \(port)")
+        }
+        let start = Monotonic.now()
+        try BenchmarkProcess(tools.nbdcopy, ["--flush", source, "nbds://127.0.0.1:\(port)/?tls-certificates=\(certificates)"],
+                             logPath: directory + "/nbdcopy.log").wait()
+        let seconds = Monotonic.now() - start
+        try verifySize(destination)
+        return Measurement(data: data, compression: .none, tool: "nbdcopy", seconds: seconds, bytes: size)
+    }
+}
