@@ -46,20 +46,55 @@ extension StreamBenchmark {
         let server = try BenchmarkProcess(tools.nbdkit, ["-f", "--exit-with-parent", "-i", "127.0.0.1", "-p", String(port), "--tls=require",
                                                          "--tls-certificates=\(certificates)", "--tls-verify-peer", "file", "file=\(destination)"],
                                           logPath: directory + "/nbdkit.log")
-        defer {
+        var killed = false
+        func stopServer() {
+            guard !killed else { return }
+            killed = true
             // SIGKILL: a child may inherit a blocked SIGTERM from the thread that spawned it.
             kill(server.process.processIdentifier, SIGKILL)
             server.process.waitUntilExit()
         }
+        defer { stopServer() }
         guard BenchmarkProcess.poll(seconds: 30, { (try? TCPConnector(host: "127.0.0.1", port: port, family: .ipv4, attemptTimeout: 1, retries: 0,
                                                                      retryInterval: 0).connectOnce()).map { close($0); return true } }) != nil else {
             throw BlockStreamError(.configuration, "nbdkit did not listen on port \(port)")
         }
         let start = Monotonic.now()
-        try BenchmarkProcess(tools.nbdcopy, ["--flush", source, "nbds://127.0.0.1:\(port)/?tls-certificates=\(certificates)"],
-                             logPath: directory + "/nbdcopy.log").wait()
+        // bash reports the CPU time of nbdcopy (`times`: its children's user and system time).
+        let copyLog = directory + "/nbdcopy.log"
+        try BenchmarkProcess("/bin/bash", ["-c", "\"$@\"; status=$?; times; exit $status", "bash", tools.nbdcopy, "--flush", source,
+                                           "nbds://127.0.0.1:\(port)/?tls-certificates=\(certificates)"], logPath: copyLog).wait()
         let seconds = Monotonic.now() - start
+        let serverCPU = Self.cpuSeconds(ofRunning: server.process.processIdentifier)
+        stopServer()
         try verifySize(destination)
-        return Measurement(data: data, compression: .none, tool: "nbdcopy", seconds: seconds, bytes: size)
+        var measurement = Measurement(data: data, compression: .none, tool: "nbdcopy", seconds: seconds, bytes: size)
+        measurement.sourceCPU = Self.childCPUSeconds(fromTimesOutput: (try? String(contentsOfFile: copyLog, encoding: .utf8)) ?? "")
+        measurement.destinationCPU = serverCPU
+        return measurement
+    }
+
+    /// User and system CPU seconds of a running process (`/proc/PID/stat`, fields 14 and 15).
+    static func cpuSeconds(ofRunning pid: Int32) -> Double? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let end = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: end)...].split(separator: " ")
+        // After the command: state is field 3, so utime (14) and stime (15) are at 11 and 12.
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return (user + system) / ticks
+    }
+
+    /// The children's CPU seconds from bash's `times` (its last line: `0m1.234s 0m0.567s`).
+    static func childCPUSeconds(fromTimesOutput text: String) -> Double? {
+        guard let line = text.split(separator: "\n").last else { return nil }
+        let parts = line.split(separator: " ")
+        guard parts.count == 2 else { return nil }
+        var total = 0.0
+        for part in parts {
+            let pieces = part.dropLast().split(separator: "m")
+            guard part.hasSuffix("s"), pieces.count == 2, let minutes = Double(pieces[0]), let seconds = Double(pieces[1]) else { return nil }
+            total += minutes * 60 + seconds
+        }
+        return total
     }
 }

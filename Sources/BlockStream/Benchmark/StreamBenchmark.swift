@@ -19,7 +19,17 @@ public struct StreamBenchmark {
         public let tool: String
         public let seconds: Double
         public let bytes: Int64
+        /// CPU seconds the sending and the receiving side used, when measured.
+        public var sourceCPU: Double? = nil
+        public var destinationCPU: Double? = nil
         public var megabytesPerSecond: Double { Double(bytes) / 1e6 / seconds }
+
+        /// CPU seconds per GiB moved on each side, as `source / destination`.
+        public var cpuPerGiB: String {
+            guard let sourceCPU, let destinationCPU, bytes > 0 else { return "–" }
+            let gib = Double(bytes) / Double(1 << 30)
+            return String(format: "%.2f / %.2f", sourceCPU / gib, destinationCPU / gib)
+        }
     }
 
     public let executable: String
@@ -158,7 +168,10 @@ public struct StreamBenchmark {
         try importer.wait()
         let seconds = Monotonic.now() - start
         try verifySize(destination)
-        return Measurement(data: data, compression: compression, tool: "gnt-move \(streamProtocol.rawValue)", seconds: seconds, bytes: size)
+        var measurement = Measurement(data: data, compression: compression, tool: "gnt-move \(streamProtocol.rawValue)", seconds: seconds, bytes: size)
+        measurement.sourceCPU = (try? ImportExportStatus.load(path: directory + "/export.status"))?.cpu_seconds
+        measurement.destinationCPU = (try? ImportExportStatus.load(path: status))?.cpu_seconds
+        return measurement
     }
 
     /// The Ganeti-style socat pipeline (spec §5.2), dd with conv=fsync at the end.
@@ -217,11 +230,19 @@ public struct BenchmarkTable {
         public let baseline: Double
         public let baselineName: String
         public let target: Double
+        /// CPU seconds per GiB, source / destination, of gnt-move and of the baseline.
+        public var cpu: (candidate: String, baseline: String)?
         public var ratio: Double { candidate / baseline }
         public var met: Bool { ratio >= target }
 
         public init(label: String, candidate: Double, baseline: Double, baselineName: String, target: Double) {
             (self.label, self.candidate, self.baseline, self.baselineName, self.target) = (label, candidate, baseline, baselineName, target)
+        }
+
+        /// A row from two measurements, with their CPU time per side.
+        public init(label: String, candidate: StreamBenchmark.Measurement, baseline: StreamBenchmark.Measurement, baselineName: String, target: Double) {
+            self.init(label: label, candidate: candidate.megabytesPerSecond, baseline: baseline.megabytesPerSecond, baselineName: baselineName, target: target)
+            cpu = (candidate.cpuPerGiB, baseline.cpuPerGiB)
         }
     }
 
@@ -229,10 +250,14 @@ public struct BenchmarkTable {
     public init() {}
 
     public var rendered: String {
-        var lines = ["| scenario | gnt-move MB/s | baseline | baseline MB/s | ratio | target |", "|---|---:|---|---:|---:|---:|"]
+        let withCPU = rows.contains { $0.cpu != nil }
+        let cpuHeader = withCPU ? " gnt-move CPU-s/GiB src / dst | baseline CPU-s/GiB src / dst |" : ""
+        var lines = ["| scenario | gnt-move MB/s | baseline | baseline MB/s | ratio | target |" + cpuHeader,
+                     "|---|---:|---|---:|---:|---:|" + (withCPU ? "---:|---:|" : "")]
         for row in rows {
             let target = row.target > 0 ? "≥\(String(format: "%.2g", row.target))× \(row.met ? "met" : "MISSED")" : "–"
-            lines.append("| \(row.label) | \(String(format: "%.0f", row.candidate)) | \(row.baselineName) | \(String(format: "%.0f", row.baseline)) | \(String(format: "%.2f×", row.ratio)) | \(target) |")
+            let cpu = withCPU ? " \(row.cpu?.candidate ?? "–") | \(row.cpu?.baseline ?? "–") |" : ""
+            lines.append("| \(row.label) | \(String(format: "%.0f", row.candidate)) | \(row.baselineName) | \(String(format: "%.0f", row.baseline)) | \(String(format: "%.2f×", row.ratio)) | \(target) |" + cpu)
         }
         return lines.joined(separator: "\n")
     }

@@ -30,6 +30,8 @@ public struct ImportExportStatus: Codable, Sendable, Equatable {
     public var verdict: Bool?
     /// Passes a warm import received so far.
     public var passes: Int?
+    /// CPU time (user and system) the daemon used, in seconds, written at exit.
+    public var cpu_seconds: Double?
     /// Peak resident memory of the daemon, in KiB, written at exit.
     public var max_rss_kib: Int?
 

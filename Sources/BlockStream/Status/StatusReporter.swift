@@ -83,6 +83,7 @@ public final class StatusReporter: @unchecked Sendable {
             $0.error_message = error.map { "\($0)" }
             $0.verdict = error.map(ConnectionBreak.isVerdict)
             $0.max_rss_kib = peak
+            $0.cpu_seconds = Self.cpuSeconds()
             let wire = wireBytes.load(ordering: .relaxed)
             if wire > 0 { $0.wire_bytes = wire }
         }
@@ -92,6 +93,14 @@ public final class StatusReporter: @unchecked Sendable {
 
     /// VmHWM from /proc/self/status. (getrusage's ru_maxrss would include the parent's memory
     /// at fork time, which survives execve.)
+    /// User and system CPU time this process used so far, in seconds.
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+        return ((seconds(usage.ru_utime) + seconds(usage.ru_stime)) * 1000).rounded() / 1000
+    }
+
     static func peakResidentKiB() -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
