@@ -122,6 +122,29 @@ struct BenchCommand: AsyncParsableCommand {
             table.rows.append(.init(label: "\(size) random, gnt-move/1 (verified, journaled)", candidate: v1, baseline: nbdcopy, baselineName: "nbdcopy", target: 1.1))
             table.rows.append(.init(label: "\(size) random, Ganeti stream", candidate: v0, baseline: nbdcopy, baselineName: "nbdcopy", target: 1.3))
 
+            // One instance with 4 disks (a quarter of --size each) moved at once, against 4
+            // nbdcopy runs at once.
+            let quarter = size.bytes / 4
+            let disks = try (0..<4).map { index -> (StreamBenchmark, String) in
+                let diskFolder = folder + "/disk\(index)"
+                try FileManager.default.createDirectory(atPath: diskFolder, withIntermediateDirectories: true)
+                let bench = StreamBenchmark(executable: BenchCommand.executable, directory: diskFolder, keys: keys, size: quarter, log: { Console.error($0) })
+                try bench.makeRandom(diskFolder + "/random.img")
+                return (bench, diskFolder + "/random.img")
+            }
+            let benches = disks.map(\.0)
+            let fourNbd = try medianRun((0..<max(1, runs)).map { _ in
+                try StreamBenchmark.together(benches, data: "random") { try $0.runNbdcopy(source: $0.directory + "/random.img", data: "random") }
+            })
+            let fourV1 = try medianRun((0..<max(1, runs)).map { _ in
+                try StreamBenchmark.together(benches, data: "random") {
+                    try $0.runGntMove(source: $0.directory + "/random.img", compression: .none, data: "random", streamProtocol: .v1)
+                }
+            })
+            for (_, path) in disks { try? FileManager.default.removeItem(atPath: path) }
+            table.rows.append(.init(label: "4 disks × \(ByteSize(bytes: quarter)) random at once, gnt-move/1", candidate: fourV1, baseline: fourNbd,
+                                    baselineName: "4 × nbdcopy", target: 1.1))
+
             let corpus = folder + "/corpus-nbd.img"
             try dense.makeCompressible(corpus)
             let sparseBench = StreamBenchmark(executable: BenchCommand.executable, directory: folder, keys: keys, size: sparseSize.bytes, log: { Console.error($0) })

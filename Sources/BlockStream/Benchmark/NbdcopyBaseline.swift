@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// nbdcopy (libnbd) into nbdkit's file plugin over TLS with both peers verified against one CA:
 /// how virt-v2v and Forklift copy a disk, and the best tool for it today. The destination is
@@ -97,4 +98,38 @@ extension StreamBenchmark {
         }
         return total
     }
+}
+
+extension StreamBenchmark {
+    /// Runs `run` on each benchmark at once, one thread each (like an instance whose disks move
+    /// together); the result covers all of them: the bytes and the CPU time added up, the time
+    /// of the slowest.
+    public static func together(_ benchmarks: [StreamBenchmark], data: String,
+                                _ run: @escaping @Sendable (StreamBenchmark) throws -> Measurement) throws -> Measurement {
+        let results = Mutex<[Result<Measurement, any Error>]>([])
+        let start = Monotonic.now()
+        let threads = benchmarks.map { benchmark in
+            let box = UncheckedBenchmark(benchmark: benchmark)
+            return JoinableThread(name: "bench-disk") {
+                let outcome = Result { try run(box.benchmark) }
+                results.withLock { $0.append(outcome) }
+            }
+        }
+        threads.forEach { $0.join() }
+        let seconds = Monotonic.now() - start
+        let measurements = try results.withLock { $0 }.map { try $0.get() }
+        guard let first = measurements.first else { throw BlockStreamError(.configuration, "no disks to move") }
+        var total = Measurement(data: data, compression: first.compression, tool: first.tool, seconds: seconds,
+                                bytes: measurements.reduce(0) { $0 + $1.bytes })
+        if measurements.allSatisfy({ $0.sourceCPU != nil && $0.destinationCPU != nil }) {
+            total.sourceCPU = measurements.reduce(0) { $0 + ($1.sourceCPU ?? 0) }
+            total.destinationCPU = measurements.reduce(0) { $0 + ($1.destinationCPU ?? 0) }
+        }
+        return total
+    }
+}
+
+/// A benchmark handed to its own thread (each thread uses only its own).
+private struct UncheckedBenchmark: @unchecked Sendable {
+    let benchmark: StreamBenchmark
 }
