@@ -12,6 +12,8 @@ struct SparseMap {
     /// The next known data range at or after the last query, cached.
     private var dataStart: Int64 = 0
     private var dataEnd: Int64 = 0
+    /// Where the last query started: [queriedFrom, dataStart) is a known hole.
+    private var queriedFrom: Int64 = -1
     private var supported = true
 
     init(fd: Int32, size: Int64) {
@@ -23,10 +25,14 @@ struct SparseMap {
     mutating func isHole(offset: Int64, length: Int64) -> Bool {
         guard supported else { return false }
         if offset >= dataStart && offset < dataEnd { return false }
+        // Inside the hole the last query found: no system call.
+        if queriedFrom >= 0, offset >= queriedFrom, offset + length <= dataStart { return true }
+        queriedFrom = offset
         let next = gnt_seek_data(fd, offset)
         if next < 0 {
             if errno == ENXIO { dataStart = size; dataEnd = size; return true }
             supported = false
+            queriedFrom = -1
             return false
         }
         let end = gnt_seek_hole(fd, next)
@@ -34,6 +40,10 @@ struct SparseMap {
         dataEnd = end < 0 ? size : end
         return next >= offset + length
     }
+
+    /// Where the hole that ``isHole(offset:length:)`` just reported ends: the next data, or the
+    /// end of the file.
+    var holeEnd: Int64 { dataStart }
 }
 
 /// True when every byte is zero; `memcmp` against itself shifted by one is vectorised by libc.

@@ -132,6 +132,10 @@ struct V1StreamExporter {
                 buffer.count = header
                 buffer.sequence = sequence
                 if sparse.isHole(offset: offset, length: Int64(length)) {
+                    // The whole hole is one item, whole chunks up to the next data (or the end).
+                    let end = min(sparse.holeEnd, size)
+                    let whole = end == size ? end - offset : (end - offset) / Int64(chunk) * Int64(chunk)
+                    buffer.diskLength = max(Int64(length), whole)
                     buffer.kind = .zero
                 } else {
                     let n = try source.read(into: UnsafeMutableRawBufferPointer(start: buffer.base + header, count: length), at: offset)
@@ -139,8 +143,9 @@ struct V1StreamExporter {
                     buffer.count = header + length
                     buffer.kind = .data
                 }
+                let advance = buffer.diskLength
                 guard readQueue.push(buffer) else { readPool.give(buffer); return }
-                offset += Int64(length)
+                offset += advance
                 sequence += 1
             }
         }
@@ -165,22 +170,43 @@ struct V1StreamExporter {
             pendingRun = nil
         }
         do {
-            while let item = encoder.next() {
-                digest.add(chunkDigest: item.digest)
-                journalBatch.append(item.digest)
-                if item.kind == .zero || item.kind == .same {
-                    let type: V1FrameType = item.kind == .zero ? .zero : .same
-                    if let run = pendingRun, run.type == type, run.offset + run.length == item.diskOffset, run.length < (1 << 40) {
-                        pendingRun = (type, run.offset, run.length + item.diskLength)
-                    } else {
-                        try flushRun()
-                        pendingRun = (type, item.diskOffset, item.diskLength)
-                    }
+            /// Adds one run of ZERO or SAME chunks to the pending frame.
+            func extendRun(_ type: V1FrameType, at offset: Int64, length: Int64) throws {
+                if let run = pendingRun, run.type == type, run.offset + run.length == offset, run.length < (1 << 40) {
+                    pendingRun = (type, run.offset, run.length + length)
                 } else {
                     try flushRun()
-                    try link.wire.send(item.bytes)
+                    pendingRun = (type, offset, length)
                 }
-                if item.kind != .same { changed += item.diskLength }
+            }
+            while let item = encoder.next() {
+                switch item.kind {
+                case .zero:
+                    // One decision per zero run; per chunk only the digests (and whether the
+                    // importer holds zeros there already).
+                    var position = item.diskOffset
+                    let end = item.diskOffset + item.diskLength
+                    while position < end {
+                        let length = min(Int64(chunk), end - position)
+                        let zeros = length == Int64(chunk) ? DiskDigest.zeroChunk : DiskDigest.zeroChunkDigest(length: Int(length))
+                        digest.add(chunkDigest: zeros)
+                        journalBatch.append(zeros)
+                        let same = held?.matches(chunk: position / Int64(chunk), zeros) == true
+                        try extendRun(same ? .same : .zero, at: position, length: length)
+                        if !same { changed += length }
+                        position += length
+                    }
+                case .same:
+                    digest.add(chunkDigest: item.digest)
+                    journalBatch.append(item.digest)
+                    try extendRun(.same, at: item.diskOffset, length: item.diskLength)
+                default:
+                    digest.add(chunkDigest: item.digest)
+                    journalBatch.append(item.digest)
+                    try flushRun()
+                    try link.wire.send(item.bytes)
+                    changed += item.diskLength
+                }
                 sent += item.diskLength
                 reporter.bytesMoved.store(sent, ordering: .relaxed)
                 item.release()
@@ -220,12 +246,15 @@ struct V1StreamExporter {
             item.kind = .zero
             item.count = header
         }
-        item.digest = item.kind == .zero ? DiskDigest.zeroChunkDigest(length: Int(item.diskLength)) : IncrementalDigest.sha256(item.payload)
+        // Zero runs (any length) are decided by the sender, chunk digests and all.
+        if item.kind == .zero {
+            output?.release()
+            return item
+        }
+        item.digest = IncrementalDigest.sha256(item.payload)
         if let held, held.matches(chunk: item.diskOffset / Int64(V1Protocol.chunkSize), item.digest) {
             item.kind = .same
             item.count = header
-        }
-        if item.kind == .zero || item.kind == .same {
             output?.release()
             return item
         }
