@@ -97,25 +97,14 @@ final class LoopbackClusters: @unchecked Sendable {
     }
 
     /// Bytes that crossed the data connections of a move, from the source's export job log.
-    func wireBytes(of move: MoveRecord) async throws -> Int64 {
-        try await sumOfExportLog(move, #"(\d+) bytes on the wire"#)
-    }
+    func wireBytes(of move: MoveRecord) async throws -> Int64 { try await exportLog(move, .wire) }
 
     /// Disk bytes the (final) export sent as changed, from the source's export job log.
-    func changedBytes(of move: MoveRecord) async throws -> Int64 {
-        try await sumOfExportLog(move, #"(\d+) bytes changed"#)
-    }
+    func changedBytes(of move: MoveRecord) async throws -> Int64 { try await exportLog(move, .changed) }
 
-    /// The sum of the numbers that `pattern` (its first word a number) finds in the export job's log.
-    private func sumOfExportLog(_ move: MoveRecord, _ pattern: String) async throws -> Int64 {
+    /// `figure` of the move's (final) export job, summed over its disks.
+    private func exportLog(_ move: MoveRecord, _ figure: ExportJobLog.Figure) async throws -> Int64 {
         guard let job = move.facts.exportJob, let first = endpoints.first else { return 0 }
-        let status = try await RAPIClient(endpoint: first).job(job)
-        var total: Int64 = 0
-        for entry in status["oplog"]?.arrayValue?.first?.arrayValue ?? [] {
-            guard let parts = entry.arrayValue, parts.count > 3, let message = parts[3].stringValue,
-                  let range = message.range(of: pattern, options: .regularExpression) else { continue }
-            total += Int64(message[range].split(separator: " ").first ?? "") ?? 0
-        }
-        return total
+        return ExportJobLog.total(figure, in: try await RAPIClient(endpoint: first).job(job))
     }
 }

@@ -353,19 +353,8 @@ struct MoveSteps {
         return try await startExport(updated)
     }
 
-    /// The bytes an export job's disks sent as changed (`Disk N finished sending data, … B bytes
-    /// changed`), summed over its disks.
-    static func changedBytes(_ job: JSONValue) -> Int64 {
-        var total: Int64 = 0
-        for entry in job["oplog"]?.arrayValue?.first?.arrayValue ?? [] {
-            guard let parts = entry.arrayValue, parts.count >= 4, let message = parts[3].stringValue, message.contains("finished sending data") else { continue }
-            let words = message.split(separator: " ")
-            for (index, word) in words.enumerated() where word == "changed" || word == "changed," {
-                if index >= 2, words[index - 1] == "bytes", let value = Int64(words[index - 2]) { total += value }
-            }
-        }
-        return total
-    }
+    /// The bytes an export job's disks sent as changed, summed over its disks.
+    static func changedBytes(_ job: JSONValue) -> Int64 { ExportJobLog.total(.changed, in: job) }
 
     /// The export request. The source is removed only after the destination confirmed every disk
     /// (a separate step), never by the export itself. Between gnt-move agents that can continue a
