@@ -24,6 +24,15 @@ static inline long gnt_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) {
 static inline long gnt_SSL_CTX_set_options_no_renegotiation(SSL_CTX *ctx) {
     return (long)SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
 }
+static inline long gnt_SSL_CTX_set_read_ahead(SSL_CTX *ctx, int yes) {
+    return SSL_CTX_set_read_ahead(ctx, yes);
+}
+static inline long gnt_BIO_set_write_buffer_size(BIO *bio, long size) {
+    return BIO_set_write_buffer_size(bio, size);
+}
+static inline int gnt_BIO_flush(BIO *bio) {
+    return (int)BIO_flush(bio);
+}
 static inline long gnt_BIO_get_mem_data(BIO *bio, char **data) {
     return BIO_get_mem_data(bio, data);
 }

@@ -5,6 +5,11 @@ import Glibc
 
 /// One TLS connection over a connected blocking socket.
 ///
+/// Records are written through a buffer and reach the socket when a ``write(_:)`` (or the
+/// close) is done, as one system call per megabyte instead of one per 16 KiB record; reads take
+/// what the socket holds, up to ``readBuffer`` bytes, at once. Both cut the system calls and
+/// the loopback's per-segment work by one to two orders of magnitude.
+///
 /// Not thread-safe: it has one owner at a time. It is `@unchecked Sendable` only so that it can
 /// be handed to the thread that drives it.
 public final class TLSConnection: @unchecked Sendable {
@@ -22,8 +27,27 @@ public final class TLSConnection: @unchecked Sendable {
         self.ssl = ssl
         self.context = context
         self.socket = socket
-        SSL_set_fd(ssl, socket)
+        guard let reader = BIO_new_socket(socket, BIO_NOCLOSE) else {
+            SSL_free(ssl)
+            close(socket)
+            throw TLSError(.configuration, "cannot create a socket BIO: \(OpenSSLError.drain("BIO_new_socket"))")
+        }
+        guard let writer = BIO_new_socket(socket, BIO_NOCLOSE), let buffer = BIO_new(BIO_f_buffer()) else {
+            BIO_free_all(reader)
+            SSL_free(ssl)
+            close(socket)
+            throw TLSError(.configuration, "cannot create a buffering BIO: \(OpenSSLError.drain("BIO_new"))")
+        }
+        _ = gnt_BIO_set_write_buffer_size(buffer, Self.writeBuffer)
+        BIO_push(buffer, writer)
+        // The SSL object owns both chains from here on.
+        SSL_set_bio(ssl, reader, buffer)
     }
+
+    /// Bytes of records gathered before they are written to the socket.
+    public static let writeBuffer = 1 << 20
+    /// Bytes read from the socket at once.
+    public static let readBuffer = 256 << 10
 
     deinit {
         SSL_free(ssl)
@@ -74,7 +98,8 @@ public final class TLSConnection: @unchecked Sendable {
 
     /// True when the peer has sent something not read yet (checked without blocking).
     public var hasIncomingData: Bool {
-        if SSL_pending(ssl) > 0 { return true }
+        // Records read ahead but not yet decrypted count too: the socket may be empty then.
+        if SSL_has_pending(ssl) == 1 { return true }
         var poller = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
         return poll(&poller, 1, 0) > 0
     }
@@ -107,6 +132,19 @@ public final class TLSConnection: @unchecked Sendable {
             guard ok == 1 else { throw transportError(Int32(ok), while: "sending") }
             offset += written
         }
+        try flush(while: "sending")
+    }
+
+    /// Writes the gathered records to the socket.
+    private func flush(while action: String) throws(TLSError) {
+        guard let bio = SSL_get_wbio(ssl), gnt_BIO_flush(bio) != 1 else { return }
+        let savedErrno = errno
+        _ = OpenSSLError.drainQueue()
+        if savedErrno == EAGAIN || savedErrno == EWOULDBLOCK { throw TLSError(.timeout, "timed out \(action)") }
+        if savedErrno == ECONNRESET || savedErrno == EPIPE {
+            throw TLSError(.truncated, "the peer reset the connection while \(action) (\(String(cString: strerror(savedErrno))))")
+        }
+        throw TLSError(.transport, "\(action) failed: \(savedErrno == 0 ? "the socket refused the data" : String(cString: strerror(savedErrno)))")
     }
 
     /// Reads what is available, up to `buffer.count` bytes. Returns 0 only at a clean end: the
@@ -136,6 +174,7 @@ public final class TLSConnection: @unchecked Sendable {
         ERR_clear_error()
         let result = SSL_shutdown(ssl)
         guard result >= 0 else { throw transportError(result, while: "closing") }
+        try flush(while: "closing")
     }
 
     /// After our close_notify: reads until the peer's close_notify (returns true) or until the

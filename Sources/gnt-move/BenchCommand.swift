@@ -37,7 +37,25 @@ struct BenchCommand: AsyncParsableCommand {
         var modes = "none,gzip,zstd"
         @Option(name: .customLong("sparse-size"), help: "Size of the sparse image for the gnt-move/1 comparison (K, M, G suffixes).") var sparseSize = ByteSize(bytes: 8 << 30)
         @Option(name: .customLong("sparse-data"), help: "Bytes of data in the sparse image (K, M, G suffixes).") var sparseData = ByteSize(bytes: 80 << 20)
-        @Flag(name: .customLong("skip-v0"), help: "Skip Ganeti's stream (v0) against socat; run only the gnt-move/1 scenarios.") var skipV0 = false
+        @Option(help: ArgumentHelp("Comparisons to run, comma-separated: socat (Ganeti's stream against Ganeti's socat pipeline), v1 (gnt-move/1 scenarios), nbdcopy (against nbdcopy into nbdkit).", valueName: "LIST"))
+        var suites = "socat,v1,nbdcopy"
+
+        /// The comparisons `--suites` names.
+        enum Suite: String, CaseIterable {
+            case socat, v1, nbdcopy
+        }
+
+        /// `--suites`, each checked.
+        var suiteList: Set<Suite> {
+            get throws {
+                Set(try suites.split(separator: ",").map { name in
+                    guard let suite = Suite(rawValue: String(name)) else {
+                        throw ValidationError("--suites: '\(name)' is not one of \(Suite.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    return suite
+                })
+            }
+        }
 
         /// `--modes`, each checked.
         var compressions: [CompressionMethod] {
@@ -51,7 +69,7 @@ struct BenchCommand: AsyncParsableCommand {
             }
         }
 
-        func validate() throws { _ = try compressions }
+        func validate() throws { _ = try compressions; _ = try suiteList }
 
         func execute() throws {
             let folder = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("gnt-move-bench-\(UUID().uuidString)").path
@@ -68,8 +86,9 @@ struct BenchCommand: AsyncParsableCommand {
                             exporterKey: exporter.keyPath, exporterCert: exporter.certificatePath),
                 size: size.bytes, log: { Console.error($0) })
             let modeList = try compressions
+            let chosen = try suiteList
             var table = BenchmarkTable()
-            for data in skipV0 ? [] : ["compressible", "random"] {
+            for data in chosen.contains(.socat) ? ["compressible", "random"] : [] {
                 let source = folder + "/\(data).img"
                 Console.error("preparing \(size) of \(data) data")
                 if data == "compressible" { try benchmark.makeCompressible(source) } else { try benchmark.makeRandom(source) }
@@ -94,14 +113,16 @@ struct BenchCommand: AsyncParsableCommand {
                 }
                 try? FileManager.default.removeItem(atPath: source)
             }
-            if !skipV0 {
+            if chosen.contains(.socat) {
                 print("Ganeti stream (v0) against Ganeti's socat pipeline: \(size) per file, median of \(max(1, runs)) run(s), loopback, destination fsynced by both")
                 print(table.rendered)
                 print("")
             }
-            print(try runV1(folder: folder, keys: benchmark.keys))
-            print("")
-            print(try runAgainstNbdcopy(folder: folder, keys: benchmark.keys))
+            if chosen.contains(.v1) {
+                print(try runV1(folder: folder, keys: benchmark.keys))
+                print("")
+            }
+            if chosen.contains(.nbdcopy) { print(try runAgainstNbdcopy(folder: folder, keys: benchmark.keys)) }
         }
 
         /// gnt-move (gnt-move/1 and Ganeti's stream, uncompressed) against nbdcopy into nbdkit over
@@ -115,9 +136,12 @@ struct BenchCommand: AsyncParsableCommand {
             let random = folder + "/random-nbd.img"
             Console.error("preparing \(size) of random data for the nbdcopy comparison")
             try dense.makeRandom(random)
-            let nbdcopy = try medianRun((0..<max(1, runs)).map { _ in try dense.runNbdcopy(source: random, data: "random") })
-            let v1 = try medianRun((0..<max(1, runs)).map { _ in try dense.runGntMove(source: random, compression: .none, data: "random", streamProtocol: .v1) })
-            let v0 = try medianRun((0..<max(1, runs)).map { _ in try dense.runGntMove(source: random, compression: .none, data: "random", streamProtocol: .ganeti) })
+            let denseRuns = try alternating([
+                { try dense.runNbdcopy(source: random, data: "random") },
+                { try dense.runGntMove(source: random, compression: .none, data: "random", streamProtocol: .v1) },
+                { try dense.runGntMove(source: random, compression: .none, data: "random", streamProtocol: .ganeti) },
+            ])
+            let (nbdcopy, v1, v0) = (denseRuns[0], denseRuns[1], denseRuns[2])
             try? FileManager.default.removeItem(atPath: random)
             table.rows.append(.init(label: "\(size) random, gnt-move/1 (verified, journaled)", candidate: v1, baseline: nbdcopy, baselineName: "nbdcopy", target: 1.1))
             table.rows.append(.init(label: "\(size) random, Ganeti stream", candidate: v0, baseline: nbdcopy, baselineName: "nbdcopy", target: 1.3))
@@ -133,14 +157,13 @@ struct BenchCommand: AsyncParsableCommand {
                 return (bench, diskFolder + "/random.img")
             }
             let benches = disks.map(\.0)
-            let fourNbd = try medianRun((0..<max(1, runs)).map { _ in
-                try StreamBenchmark.together(benches, data: "random") { try $0.runNbdcopy(source: $0.directory + "/random.img", data: "random") }
-            })
-            let fourV1 = try medianRun((0..<max(1, runs)).map { _ in
-                try StreamBenchmark.together(benches, data: "random") {
+            let fourRuns = try alternating([
+                { try StreamBenchmark.together(benches, data: "random") { try $0.runNbdcopy(source: $0.directory + "/random.img", data: "random") } },
+                { try StreamBenchmark.together(benches, data: "random") {
                     try $0.runGntMove(source: $0.directory + "/random.img", compression: .none, data: "random", streamProtocol: .v1)
-                }
-            })
+                } },
+            ])
+            let (fourNbd, fourV1) = (fourRuns[0], fourRuns[1])
             for (_, path) in disks { try? FileManager.default.removeItem(atPath: path) }
             table.rows.append(.init(label: "4 disks × \(ByteSize(bytes: quarter)) random at once, gnt-move/1", candidate: fourV1, baseline: fourNbd,
                                     baselineName: "4 × nbdcopy", target: 1.1))
@@ -153,11 +176,14 @@ struct BenchCommand: AsyncParsableCommand {
             Console.error("preparing a \(sparseSize) sparse image with 1% data for the nbdcopy comparison")
             try sparseBench.makeSparse(sparse, dataBytes: dataBytes, from: corpus)
             try? FileManager.default.removeItem(atPath: corpus)
-            let sparseNbd = try medianRun((0..<max(1, runs)).map { _ in try sparseBench.runNbdcopy(source: sparse, data: "sparse") })
-            let sparseV1 = try medianRun((0..<max(1, runs)).map { _ in try sparseBench.runGntMove(source: sparse, compression: .none, data: "sparse", streamProtocol: .v1) })
+            let sparseRuns = try alternating([
+                { try sparseBench.runNbdcopy(source: sparse, data: "sparse") },
+                { try sparseBench.runGntMove(source: sparse, compression: .none, data: "sparse", streamProtocol: .v1) },
+            ])
+            let (sparseNbd, sparseV1) = (sparseRuns[0], sparseRuns[1])
             try? FileManager.default.removeItem(atPath: sparse)
             table.rows.append(.init(label: "\(sparseSize) sparse, 1% data, gnt-move/1", candidate: sparseV1, baseline: sparseNbd, baselineName: "nbdcopy", target: 1.0))
-            return "Against nbdcopy into nbdkit (file plugin, --tls=require --tls-verify-peer, nbdcopy --flush), median of \(max(1, runs)) run(s), loopback; CPU seconds per GiB on the sending / receiving side\n"
+            return "Against nbdcopy into nbdkit (file plugin, --tls=require --tls-verify-peer, nbdcopy --flush), median of \(max(1, runs)) alternating run(s), loopback; CPU seconds per GiB on the sending / receiving side\n"
                 + table.rendered
         }
 
@@ -205,6 +231,20 @@ struct BenchCommand: AsyncParsableCommand {
         }
 
         private func median(_ values: [StreamBenchmark.Measurement]) -> Double { medianRun(values).megabytesPerSecond }
+
+        /// Runs each measurement once per round, in turn, for `--runs` rounds (so that a slow
+        /// spell of the machine or its disk falls on all of them), and keeps each one's median run.
+        private func alternating(_ measurements: [() throws -> StreamBenchmark.Measurement]) throws -> [StreamBenchmark.Measurement] {
+            var results = Array(repeating: [StreamBenchmark.Measurement](), count: measurements.count)
+            for _ in 0..<max(1, runs) {
+                for (index, measure) in measurements.enumerated() {
+                    let run = try measure()
+                    Console.error(String(format: "  %@ %@: %.2f s, %.0f MB/s, CPU-s/GiB %@", run.tool, run.data, run.seconds, run.megabytesPerSecond, run.cpuPerGiB))
+                    results[index].append(run)
+                }
+            }
+            return results.map(medianRun)
+        }
 
         /// The run with the median rate.
         private func medianRun(_ values: [StreamBenchmark.Measurement]) -> StreamBenchmark.Measurement {

@@ -19,7 +19,9 @@ public final class StatusReporter: @unchecked Sendable {
     /// Bytes handed to TLS so far (exporter).
     public let wireBytes = Atomic<Int64>(0)
     private var ticker: JoinableThread?
-    private let stopped = Atomic<Bool>(false)
+    /// Wakes the ticker when the file is due, and at once when the daemon finishes.
+    private let wake = NSCondition()
+    private var stopped = false
     static let interval = 5.0
 
     public init(path: String?, expectedBytes: Int64?, echoToStderr: Bool = true) {
@@ -33,14 +35,19 @@ public final class StatusReporter: @unchecked Sendable {
     public func start() {
         write(force: true)
         ticker = JoinableThread(name: "status") { [self] in
-            while !stopped.load(ordering: .relaxed) {
-                usleep(200_000)
+            wake.lock()
+            while !stopped {
+                _ = wake.wait(until: Date(timeIntervalSinceNow: max(0.05, untilDue)))
+                if stopped { break }
+                wake.unlock()
                 // Sample when the file is due, so that each write carries a fresh rate.
                 if writeDue {
                     sample(force: true)
                     write(force: false)
                 }
+                wake.lock()
             }
+            wake.unlock()
         }
     }
 
@@ -74,7 +81,10 @@ public final class StatusReporter: @unchecked Sendable {
 
     /// Records the outcome and writes the final status.
     public func finish(error: (any Error)?) {
-        stopped.store(true, ordering: .relaxed)
+        wake.lock()
+        stopped = true
+        wake.broadcast()
+        wake.unlock()
         ticker?.join()
         sample(force: true)
         let peak = Self.peakResidentKiB()
@@ -133,10 +143,13 @@ public final class StatusReporter: @unchecked Sendable {
         }
     }
 
-    private var writeDue: Bool {
+    private var writeDue: Bool { untilDue <= 0 }
+
+    /// Seconds until the next periodic write.
+    private var untilDue: Double {
         fileLock.lock()
         defer { fileLock.unlock() }
-        return Monotonic.now() - lastWrite >= Self.interval
+        return lastWrite + Self.interval - Monotonic.now()
     }
 
     private func write(force: Bool) {
