@@ -9,6 +9,7 @@ import ClusterAgent
 extension CompressionMethod: ExpressibleByArgument {}
 extension ImportExportOptions.Mode: ExpressibleByArgument {}
 extension ImportExportOptions.StreamProtocol: ExpressibleByArgument {}
+extension ChunkDigestAlgorithm: ExpressibleByArgument {}
 extension AgentConfig.HypervisorDriverKind: ExpressibleByArgument {}
 extension AgentConfig.Hypervisor: ExpressibleByArgument {}
 

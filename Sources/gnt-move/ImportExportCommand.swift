@@ -53,6 +53,8 @@ struct ImportExportCommand: ParsableCommand {
     var compare = false
     @Flag(name: .daemon(.precopy), help: "Export: a pre-copy pass of a warm move; the importer waits for another pass after it (gnt-move/1).")
     var precopy = false
+    @Option(name: .daemon(.chunkDigest), help: "gnt-move/1: checksum chunks with this algorithm only (default: BLAKE3 when the peer knows it, else SHA-256); an importer refuses an exporter that does not offer it.")
+    var chunkDigest: ChunkDigestAlgorithm?
     @Option(name: .daemon(.abortAfter), help: .hidden) var abortAfter: Int64?
 
     func validate() throws {
@@ -72,6 +74,7 @@ struct ImportExportCommand: ParsableCommand {
         if precopy && mode == .import { throw ValidationError("--precopy is for export") }
         if (warm || compare || precopy) && streamProtocol == .ganeti { throw ValidationError("--warm, --compare and --precopy need gnt-move/1, not --protocol ganeti") }
         if resume && streamProtocol == .ganeti { throw ValidationError("--resume needs gnt-move/1, not --protocol ganeti") }
+        if chunkDigest != nil && streamProtocol == .ganeti { throw ValidationError("--chunk-digest needs gnt-move/1, not --protocol ganeti") }
     }
 
     /// The parsed command line (after ``validate()``).
@@ -86,6 +89,7 @@ struct ImportExportCommand: ParsableCommand {
         options.handshakeTimeout = handshakeTimeout
         options.stream.compression = compress
         options.stream.magic = magic
+        options.stream.chunkDigest = chunkDigest
         options.expectedSize = expectedSize.map { $0 * ImportExportOptions.expectedSizeUnit }
         options.path = mode == .import ? dest : source
         options.streamProtocol = streamProtocol

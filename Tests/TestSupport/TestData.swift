@@ -104,15 +104,48 @@ extension TestData {
         return Int64(info.st_blocks) * 512
     }
 
-    /// gnt-move/1's whole-disk digest, computed independently: SHA-256 over the SHA-256 of each
-    /// 1 MiB chunk.
-    public static func chunkedDigest(_ path: String) throws -> String {
+    /// gnt-move/1's whole-disk digest, computed independently of gnt-move's code: the digest over
+    /// the digest of each 1 MiB chunk. BLAKE3 (what two current ends choose) comes from the
+    /// `b3sum` command (Rust's implementation, where gnt-move uses the C one); SHA-256 from
+    /// OpenSSL.
+    public static func chunkedDigest(_ path: String, algorithm: String = "blake3") throws -> String {
         let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
         defer { try? handle.close() }
-        let outer = IncrementalDigest(.sha256)
-        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
-            outer.update(MessageAuthentication.digest(.sha256, Array(chunk)))
+        guard algorithm == "blake3" else {
+            let outer = IncrementalDigest(.sha256)
+            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+                outer.update(MessageAuthentication.digest(.sha256, Array(chunk)))
+            }
+            return "sha256-chunks-1m:" + Hex.encode(outer.snapshot())
         }
-        return "sha256-chunks-1m:" + Hex.encode(outer.snapshot())
+        let scratch = TemporaryDirectory("b3")
+        var chunks: [String] = []
+        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            let file = scratch.file(String(format: "%08d", chunks.count))
+            try chunk.write(to: URL(fileURLWithPath: file))
+            chunks.append(file)
+        }
+        func b3sum(_ files: [String]) throws -> [String] {
+            let result = try runProcess("/usr/bin/b3sum", ["--no-names"] + files)
+            guard result.status == 0 else { throw TestFailure("b3sum failed (scripts/setup installs it): \(result.stderr)") }
+            return result.stdout.split(separator: "\n").map(String.init)
+        }
+        let digests = try b3sum(chunks)
+        guard digests.count == chunks.count else { throw TestFailure("b3sum gave \(digests.count) digests for \(chunks.count) chunks") }
+        let joined = scratch.file("digests")
+        try Data(digests.flatMap(bytes(hex:))).write(to: URL(fileURLWithPath: joined))
+        return "blake3-chunks-1m:" + (try b3sum([joined]).first ?? "")
     }
+
+    /// The bytes a lowercase hexadecimal string spells (an odd last digit is dropped).
+    static func bytes(hex: String) -> [UInt8] {
+        let digits = Array(hex.utf8).compactMap { UInt8(String(UnicodeScalar($0)), radix: 16) }
+        return stride(from: 0, to: digits.count - 1, by: 2).map { digits[$0] << 4 | digits[$0 + 1] }
+    }
+}
+
+/// A test helper that could not do its work.
+public struct TestFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

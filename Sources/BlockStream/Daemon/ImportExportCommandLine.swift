@@ -21,6 +21,7 @@ extension ImportExportOptions {
         case targetIsZero = "target-is-zero"
         case journal, reconnect, warm, compare, precopy
         case abortAfter = "abort-after"
+        case chunkDigest = "chunk-digest"
 
         /// `--name`, as it appears on a command line.
         public var flag: String { "--" + rawValue }
@@ -54,6 +55,7 @@ extension ImportExportOptions {
         add(.handshakeTimeout, String(handshakeTimeout))
         add(.compress, stream.compression.rawValue)
         add(.magic, stream.magic)
+        add(.chunkDigest, stream.chunkDigest?.rawValue)
         add(.expectedSize, expectedSize.map { String($0 / Self.expectedSizeUnit + ($0 % Self.expectedSizeUnit == 0 ? 0 : 1)) })
         add(mode == .import ? .dest : .source, path)
         add(.streamProtocol, streamProtocol.rawValue)

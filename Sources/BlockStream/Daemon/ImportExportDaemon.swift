@@ -98,15 +98,15 @@ public enum ImportExportDaemon {
             }
             passes += 1
             reporter.update {
-                $0.digest = DiskDigest.render(pass.digest)
+                $0.digest = pass.digest
                 if options.warm { $0.passes = passes }
             }
             guard options.warm, !pass.final else {
-                reporter.log("received the disk into \(sink.name); digest \(DiskDigest.render(pass.digest)) matches the exporter's")
+                reporter.log("received the disk into \(sink.name); digest \(pass.digest) matches the exporter's")
                 return
             }
             // A warm move: the source still runs; the next pass sends only what changed since.
-            reporter.log("pass \(passes) received (digest \(DiskDigest.render(pass.digest))); listening on port \(listener.port) for the next pass")
+            reporter.log("pass \(passes) received (digest \(pass.digest)); listening on port \(listener.port) for the next pass")
             reporter.update { $0.connected = false }
             importer.compare = true
             importer.knownHeld = pass.held
@@ -196,8 +196,8 @@ public enum ImportExportDaemon {
             let next = try reconnect(connector, context: context, options, reporter: reporter, until: Monotonic.now() + options.reconnectWindow)
             return (next, "the importer at \(connector.peerName)")
         }
-        reporter.update { $0.digest = DiskDigest.render(digest) }
-        reporter.log("sent \(source.name); the importer confirmed digest \(DiskDigest.render(digest))")
+        reporter.update { $0.digest = digest }
+        reporter.log("sent \(source.name); the importer confirmed digest \(digest)")
     }
 
     /// Connects again after a break, trying until `deadline` (monotonic seconds): at once, then

@@ -16,7 +16,7 @@ public struct ImportExportStatus: Codable, Sendable, Equatable {
     public var error_message: String?
     /// `ganeti` (v0) or `gnt-move/1`, once connected.
     public var `protocol`: String?
-    /// Whole-disk digest (v1 only), `sha256-chunks:<hex>`.
+    /// Whole-disk digest (v1 only), `blake3-chunks-1m:<hex>` or `sha256-chunks-1m:<hex>`.
     public var digest: String?
     /// Where a resumed transfer started, in bytes (v1 only).
     public var resume_offset: Int64?

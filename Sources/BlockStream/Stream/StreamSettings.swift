@@ -11,6 +11,9 @@ public struct StreamSettings: Sendable, Equatable {
     public var compressionWorkers: Int
     /// How long an exporter waits, after its last byte, for the importer to confirm.
     public var confirmationTimeout: Double
+    /// gnt-move/1's chunk checksum when it must be this one (`--chunk-digest`); nil: the best
+    /// both ends know.
+    public var chunkDigest: ChunkDigestAlgorithm?
 
     public init(compression: CompressionMethod = .none, magic: String? = nil, chunkSize: Int = StreamSettings.defaultChunkSize,
                 compressionWorkers: Int = 2, confirmationTimeout: Double = 3600) {

@@ -5,7 +5,7 @@ import Synchronization
 import Glibc
 #endif
 
-/// The SHA-256 of each chunk a destination already holds, from chunk `firstChunk` to the end of
+/// The digest (``ChunkDigestAlgorithm``) of each chunk a destination already holds, from chunk `firstChunk` to the end of
 /// the disk: computed by the importer from its own disk (never taken from the exporter), sent in
 /// DIGESTS frames, and compared by the exporter with the digest of what it reads. A chunk whose
 /// digests agree travels as SAME; the whole-disk digest still decides success, so a chunk wrongly
@@ -17,6 +17,7 @@ import Glibc
 struct HeldDigests: Sendable {
     let firstChunk: Int64
     private(set) var flat: [UInt8]
+    let algorithm: ChunkDigestAlgorithm
 
     static let perFrame = 2048
     var count: Int64 { Int64(flat.count / TransferJournal.recordSize) }
@@ -43,7 +44,7 @@ struct HeldDigests: Sendable {
         let range = Self.chunks(from: offset, size: size)
         guard firstChunk <= range.lowerBound, firstChunk + count == range.upperBound else { return nil }
         let start = Int(range.lowerBound - firstChunk) * TransferJournal.recordSize
-        return HeldDigests(firstChunk: range.lowerBound, flat: Array(flat[start...]))
+        return HeldDigests(firstChunk: range.lowerBound, flat: Array(flat[start...]), algorithm: algorithm)
     }
 
     static func chunks(from offset: Int64, size: Int64) -> Range<Int64> {
@@ -54,7 +55,7 @@ struct HeldDigests: Sendable {
     /// Reads the destination at `path` from `offset` (chunk-aligned) to `size` and digests every
     /// chunk, two threads at a time; holes are digested as zeros without reading, and bytes past
     /// the end of a shorter file count as zeros (the importer extends it to the disk's size).
-    static func compute(path: String, from offset: Int64, size: Int64) throws(BlockStreamError) -> HeldDigests {
+    static func compute(path: String, from offset: Int64, size: Int64, algorithm: ChunkDigestAlgorithm) throws(BlockStreamError) -> HeldDigests {
         let source = try BlockSource(path: path)
         let range = chunks(from: offset, size: size)
         let total = Int(range.count)
@@ -75,7 +76,7 @@ struct HeldDigests: Sendable {
                     let fileBytes = max(0, min(Int64(length), (source.size ?? 0) - start))
                     let digest: [UInt8]
                     if fileBytes == 0 || sparse.isHole(offset: start, length: Int64(length)) && fileBytes == length {
-                        digest = DiskDigest.zeroChunkDigest(length: length)
+                        digest = algorithm.zeroChunkDigest(length: length)
                     } else {
                         let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length])
                         do {
@@ -85,14 +86,14 @@ struct HeldDigests: Sendable {
                             failure.withLock { $0 = $0 ?? (error as? BlockStreamError) ?? BlockStreamError(.source, "\(error)") }
                             return
                         }
-                        digest = IncrementalDigest.sha256(UnsafeRawBufferPointer(slice))
+                        digest = algorithm.digest(UnsafeRawBufferPointer(slice))
                     }
                     digest.withUnsafeBytes { (base.pointer! + position * TransferJournal.recordSize).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
                 }
             }
         }
         if let error = failure.withLock({ $0 }) { throw error }
-        return HeldDigests(firstChunk: range.lowerBound, flat: flat)
+        return HeldDigests(firstChunk: range.lowerBound, flat: flat, algorithm: algorithm)
     }
 
     /// Sends the digests in DIGESTS frames of up to ``perFrame`` chunks each.
@@ -113,7 +114,7 @@ struct HeldDigests: Sendable {
 
     /// Reads the importer's DIGESTS for every chunk from `offset` to `size`, each frame checked to
     /// continue where the last one ended.
-    static func receive(on link: V1Connection, from offset: Int64, size: Int64) throws -> HeldDigests {
+    static func receive(on link: V1Connection, from offset: Int64, size: Int64, algorithm: ChunkDigestAlgorithm) throws -> HeldDigests {
         let range = chunks(from: offset, size: size)
         var flat: [UInt8] = []
         flat.reserveCapacity(Int(range.count) * TransferJournal.recordSize)
@@ -128,7 +129,7 @@ struct HeldDigests: Sendable {
             flat += payload
             next += expected
         }
-        return HeldDigests(firstChunk: range.lowerBound, flat: flat)
+        return HeldDigests(firstChunk: range.lowerBound, flat: flat, algorithm: algorithm)
     }
 }
 

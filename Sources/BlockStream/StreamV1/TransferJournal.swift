@@ -28,6 +28,12 @@ final class TransferJournal: @unchecked Sendable {
         var destination: String?
         var destination_device: UInt64?
         var destination_inode: UInt64?
+        /// The chunk digest of the records (``ChunkDigestAlgorithm``); absent for SHA-256, so
+        /// that journals written before the choice existed still match.
+        var digest: String?
+
+        /// How `digest` names an algorithm.
+        static func name(of algorithm: ChunkDigestAlgorithm) -> String? { algorithm == .sha256 ? nil : algorithm.rawValue }
 
         /// Everything but the destination agrees.
         func sameTransfer(as other: Binding) -> Bool {
@@ -89,6 +95,28 @@ final class TransferJournal: @unchecked Sendable {
         return TransferJournal(path: path, binding: binding, fd: fd, dataStart: Int64(header.count), records: 0)
     }
 
+    /// The chunk digest of the journal at `path`, read from its header; nil when there is no
+    /// readable journal there (``open(path:expected:)`` then says what is wrong with it).
+    static func recordedAlgorithm(path: String) -> ChunkDigestAlgorithm? {
+        let fd = Glibc.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        guard let binding = header(of: fd)?.binding else { return nil }
+        guard let name = binding.digest else { return .sha256 }
+        return ChunkDigestAlgorithm(rawValue: name)
+    }
+
+    /// The header of the journal open at `fd`: its binding and where its records start; nil
+    /// when it is not a gnt-move journal.
+    private static func header(of fd: Int32) -> (binding: Binding, dataStart: Int64)? {
+        var prefix = [UInt8](repeating: 0, count: 4096)
+        let n = prefix.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        let lines = (n > 0 ? Array(prefix.prefix(n)) : []).split(separator: 0x0a, maxSplits: 2, omittingEmptySubsequences: false)
+        guard lines.count >= 2, String(decoding: lines[0], as: UTF8.self) + "\n" == headerLine,
+              let binding = try? JSONDecoder().decode(Binding.self, from: Data(lines[1])) else { return nil }
+        return (binding, Int64(lines[0].count + lines[1].count + 2))
+    }
+
     /// Opens an existing journal; nil if there is none. A journal whose binding differs from
     /// `expected` is refused with an error that says what differs; one that differs only in its
     /// destination with a ``BlockStreamError/Kind/journalOfAnotherDestination`` error. A symbolic
@@ -105,12 +133,7 @@ final class TransferJournal: @unchecked Sendable {
             close(fd)
             throw BlockStreamError(.journal, "journal \(path) is not a regular file")
         }
-        var prefix = [UInt8](repeating: 0, count: 4096)
-        let n = prefix.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
-        let text = n > 0 ? Array(prefix.prefix(n)) : []
-        let lines = text.split(separator: 0x0a, maxSplits: 2, omittingEmptySubsequences: false)
-        guard lines.count >= 2, String(decoding: lines[0], as: UTF8.self) + "\n" == headerLine,
-              let binding = try? JSONDecoder().decode(Binding.self, from: Data(lines[1])) else {
+        guard let (binding, dataStart) = header(of: fd) else {
             close(fd)
             throw BlockStreamError(.journal, "journal \(path) is damaged or not a gnt-move journal")
         }
@@ -130,9 +153,9 @@ final class TransferJournal: @unchecked Sendable {
             if binding.local_certificate != expected.local_certificate || binding.peer_certificate != expected.peer_certificate { differences.append("certificates") }
             if binding.size != expected.size { differences.append("disk size") }
             if binding.chunk_size != expected.chunk_size || binding.role != expected.role { differences.append("format") }
+            if binding.digest != expected.digest { differences.append("chunk digest") }
             throw BlockStreamError(.journal, "journal \(path) belongs to another transfer (\(differences.joined(separator: ", ")) differ); remove it to start over")
         }
-        let dataStart = Int64(lines[0].count + lines[1].count + 2)
         var info = stat()
         fstat(fd, &info)
         let records = max(0, (Int64(info.st_size) - dataStart) / Int64(recordSize))

@@ -13,6 +13,9 @@ struct V1Hello: Codable, Equatable {
     var compare: Bool? = nil
     /// False for a pre-copy pass of a warm move: the importer waits for another pass after it.
     var final: Bool? = nil
+    /// The chunk digests the exporter can compute, best first (``ChunkDigestAlgorithm``; absent
+    /// from exporters that only know SHA-256).
+    var digests: [String]? = nil
 }
 
 /// WELCOME: where the exporter starts.
@@ -20,6 +23,8 @@ struct V1Welcome: Codable, Equatable {
     var offset: Int64
     /// DIGESTS of what the destination holds from `offset` on follow this message.
     var compare: Bool? = nil
+    /// The chunk digest the importer chose from the HELLO's offer (absent: SHA-256).
+    var digest: String? = nil
 }
 
 /// Reading and writing control messages (HELLO, WELCOME, FINAL, ERROR) on a connection.
@@ -37,28 +42,20 @@ enum V1Control {
     }
 }
 
-/// SHA-256 over the SHA-256 of each 1 MiB chunk, in order: the same value whether a chunk
-/// travelled as data or as zeros, and computable from a journal of chunk digests when resuming.
+/// The digest (``ChunkDigestAlgorithm``) over the digest of each 1 MiB chunk, in order: the same
+/// value whether a chunk travelled as data or as zeros, and computable from a journal of chunk
+/// digests when resuming.
 struct DiskDigest {
-    private let outer = IncrementalDigest(.sha256)
+    let algorithm: ChunkDigestAlgorithm
+    private let outer: RunningDigest
     private(set) var chunks: Int64 = 0
     /// Every chunk digest added, in order, when asked to keep them (32 bytes per chunk).
     private(set) var retained: [UInt8]?
 
-    init(retaining: Bool = false) {
+    init(_ algorithm: ChunkDigestAlgorithm, retaining: Bool = false) {
+        self.algorithm = algorithm
+        outer = RunningDigest(algorithm)
         retained = retaining ? [] : nil
-    }
-
-    /// Digest of a full chunk of zeros, computed once.
-    static let zeroChunk: [UInt8] = {
-        let zeros = [UInt8](repeating: 0, count: V1Protocol.chunkSize)
-        return zeros.withUnsafeBytes { IncrementalDigest.sha256($0) }
-    }()
-
-    static func zeroChunkDigest(length: Int) -> [UInt8] {
-        if length == V1Protocol.chunkSize { return zeroChunk }
-        let zeros = [UInt8](repeating: 0, count: length)
-        return zeros.withUnsafeBytes { IncrementalDigest.sha256($0) }
     }
 
     mutating func add(chunkDigest: [UInt8]) {
@@ -69,5 +66,6 @@ struct DiskDigest {
 
     var value: [UInt8] { outer.snapshot() }
 
-    static func render(_ digest: [UInt8]) -> String { "sha256-chunks-1m:" + digest.map { String(format: "%02x", $0) }.joined() }
+    /// `value` as the status file and the logs show it: `blake3-chunks-1m:<hex>`.
+    var rendered: String { algorithm.render(value) }
 }

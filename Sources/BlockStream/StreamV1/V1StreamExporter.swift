@@ -15,25 +15,27 @@ struct V1StreamExporter {
     /// A warm move's pre-copy pass: the importer waits for another pass after this one.
     var precopy = false
 
-    /// Returns the whole-disk digest both ends agreed on.
-    func run(connection: TLSConnection, source: BlockSource) throws -> [UInt8] {
+    /// Returns the whole-disk digest both ends agreed on, rendered (`blake3-chunks-1m:<hex>`).
+    func run(connection: TLSConnection, source: BlockSource) throws -> String {
         guard let size = source.size else {
             throw BlockStreamError(.configuration, "gnt-move/1 needs a source of known size (a file or a block device)")
         }
         let link = V1Connection(connection, limiter: limiter, counter: reporter)
+        let offer = ChunkDigestAlgorithm.offer(only: settings.chunkDigest)
         let hello = V1Hello(magic: settings.magic, size: size, chunk_size: V1Protocol.chunkSize, resume: resume, compare: true,
-                            final: precopy ? false : nil)
+                            final: precopy ? false : nil, digests: offer.map(\.rawValue))
         try link.send(V1FrameHeader(type: .hello), payload: V1Control.encode(hello))
         let (_, welcomePayload) = try link.readReply(expecting: .welcome, what: "WELCOME", peer: "the importer")
         let welcome = try V1Control.decode(V1Welcome.self, welcomePayload, what: "WELCOME")
         let offset = welcome.offset
+        let algorithm = try ChunkDigestAlgorithm.named(welcome.digest, offered: offer)
         let chunk = Int64(V1Protocol.chunkSize)
         guard offset >= 0, offset <= size, offset % chunk == 0 || offset == size else {
             throw BlockStreamError(.protocolError, "gnt-move/1: the importer asked to resume at an invalid offset \(offset)")
         }
         // The importer's digests of what it holds: chunks that match travel as SAME.
-        let held = welcome.compare == true ? try HeldDigests.receive(on: link, from: offset, size: size) : nil
-        var digest = DiskDigest()
+        let held = welcome.compare == true ? try HeldDigests.receive(on: link, from: offset, size: size, algorithm: algorithm) : nil
+        var digest = DiskDigest(algorithm)
         let journal = try prepareJournal(offset: offset, size: size, source: source, digest: &digest)
         if offset > 0 {
             reporter.log("resuming at byte \(offset) of \(size) (\(offset * 100 / max(size, 1))%)")
@@ -50,12 +52,12 @@ struct V1StreamExporter {
         try link.send(end)
         let (final, _) = try link.readReply(expecting: .final, what: "FINAL", peer: "the importer")
         guard MessageAuthentication.constantTimeEqual(final.checksum, digest.value) else {
-            throw BlockStreamError(.integrity, "the importer's digest \(DiskDigest.render(final.checksum)) differs from the source's \(DiskDigest.render(digest.value))")
+            throw BlockStreamError(.integrity, "the importer's digest \(algorithm.render(final.checksum)) differs from the source's \(digest.rendered)")
         }
         try? connection.sendCloseNotify()
         _ = connection.awaitPeerClose(timeout: 10)
         connection.closeSocket()
-        return digest.value
+        return digest.rendered
     }
 
     /// Loads the digests of the chunks before `offset`: from this side's journal where it has
@@ -66,6 +68,13 @@ struct V1StreamExporter {
             return nil
         }
         let needed = chunkCount(offset)
+        var binding = binding
+        binding.digest = TransferJournal.Binding.name(of: digest.algorithm)
+        if let recorded = TransferJournal.recordedAlgorithm(path: journalPath), recorded != digest.algorithm {
+            // Its records are digests of another kind: of no use for this transfer.
+            reporter.log("the exporter journal holds \(recorded.rawValue) digests, this transfer uses \(digest.algorithm.rawValue); starting it again")
+            TransferJournal.discard(path: journalPath)
+        }
         if offset > 0, let existing = try TransferJournal.open(path: journalPath, expected: binding) {
             let usable = min(existing.records, needed)
             try existing.replay(usable) { digest.add(chunkDigest: $0) }
@@ -99,7 +108,7 @@ struct V1StreamExporter {
             let length = Int(min(Int64(V1Protocol.chunkSize), size - offset))
             let n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), at: offset)
             guard n == length else { throw BlockStreamError(.source, "\(source.name) is shorter than its size") }
-            let chunkDigest = IncrementalDigest.sha256(UnsafeRawBufferPointer(rebasing: buffer[0..<length]))
+            let chunkDigest = digest.algorithm.digest(UnsafeRawBufferPointer(rebasing: buffer[0..<length]))
             digest.add(chunkDigest: chunkDigest)
             batch.append(chunkDigest)
         }
@@ -109,6 +118,7 @@ struct V1StreamExporter {
     /// Streams from `start`; returns the disk bytes sent as DATA or ZERO (not SAME).
     private func stream(link: V1Connection, source: BlockSource, from start: Int64, size: Int64,
                         digest: inout DiskDigest, journal: TransferJournal?, held: HeldDigests?) throws -> Int64 {
+        let algorithm = digest.algorithm
         let failure = PipelineFailure()
         let chunk = V1Protocol.chunkSize
         let header = V1FrameHeader.size
@@ -153,7 +163,7 @@ struct V1StreamExporter {
         let encoder = OrderedStage(name: "encode", workers: settings.compressionWorkers, input: readQueue, outputPool: outputPool,
                                        needsOutput: { compress && $0.kind == .data }, failure: failure) {
             let context = compress ? ZstdFrameCompressor() : nil
-            return { item, output in try Self.encode(item, output: output, compressor: context, held: held) }
+            return { item, output in try Self.encode(item, output: output, compressor: context, held: held, algorithm: algorithm) }
         }
 
         // Runs of ZERO or SAME chunks go as one frame each.
@@ -188,7 +198,7 @@ struct V1StreamExporter {
                     let end = item.diskOffset + item.diskLength
                     while position < end {
                         let length = min(Int64(chunk), end - position)
-                        let zeros = length == Int64(chunk) ? DiskDigest.zeroChunk : DiskDigest.zeroChunkDigest(length: Int(length))
+                        let zeros = algorithm.zeroChunkDigest(length: Int(length))
                         digest.add(chunkDigest: zeros)
                         journalBatch.append(zeros)
                         let same = held?.matches(chunk: position / Int64(chunk), zeros) == true
@@ -240,7 +250,8 @@ struct V1StreamExporter {
 
     /// Worker step: detect zeros, checksum, skip what the importer holds, compress when it pays,
     /// and write the frame header.
-    private static func encode(_ item: ChunkBuffer, output: ChunkBuffer?, compressor: ZstdFrameCompressor?, held: HeldDigests?) throws -> ChunkBuffer {
+    private static func encode(_ item: ChunkBuffer, output: ChunkBuffer?, compressor: ZstdFrameCompressor?, held: HeldDigests?,
+                               algorithm: ChunkDigestAlgorithm) throws -> ChunkBuffer {
         let header = V1FrameHeader.size
         if item.kind == .data && isAllZero(item.payload) {
             item.kind = .zero
@@ -251,7 +262,7 @@ struct V1StreamExporter {
             output?.release()
             return item
         }
-        item.digest = IncrementalDigest.sha256(item.payload)
+        item.digest = algorithm.digest(item.payload)
         if let held, held.matches(chunk: item.diskOffset / Int64(V1Protocol.chunkSize), item.digest) {
             item.kind = .same
             item.count = header

@@ -25,7 +25,8 @@ struct V1StreamImporter {
     /// What one pass achieved: the whole-disk digest both ends agreed on, and whether the
     /// exporter called it the final pass (a warm move's pre-copy passes are not).
     struct Pass {
-        var digest: [UInt8]
+        /// Rendered: `blake3-chunks-1m:<hex>`.
+        var digest: String
         var final: Bool
         /// The digest of every chunk the destination now holds.
         var held: HeldDigests?
@@ -38,7 +39,8 @@ struct V1StreamImporter {
         let hello = try V1Control.decode(V1Hello.self, try link.readPayload(helloHeader), what: "HELLO")
         do {
             let digest = try receive(hello: hello, link: link, sink: sink)
-            return Pass(digest: digest.value, final: hello.final ?? true, held: digest.retained.map { HeldDigests(firstChunk: 0, flat: $0) })
+            return Pass(digest: digest.rendered, final: hello.final ?? true,
+                        held: digest.retained.map { HeldDigests(firstChunk: 0, flat: $0, algorithm: digest.algorithm) })
         } catch let error as BlockStreamError where error.kind != .truncated {
             // Tell the exporter why, then close gracefully so that the message is not lost to
             // a reset; the exporter checks for it between frames and stops.
@@ -66,11 +68,15 @@ struct V1StreamImporter {
         if let allotted = sink.allottedSize, allotted < hello.size {
             throw BlockStreamError(.beyondDestination, "the source (\(hello.size) bytes) is larger than the \(allotted) bytes allotted to destination \(sink.name) (--expected-size); nothing was written")
         }
+        // The chunk digest: the best both ends know, or the one of the journal being resumed.
+        let journalAlgorithm = hello.resume ? journalPath.flatMap(TransferJournal.recordedAlgorithm(path:)) : nil
+        let algorithm = try ChunkDigestAlgorithm.choose(from: hello.digests, preferring: journalAlgorithm, only: settings.chunkDigest)
         // A warm import keeps every chunk digest for the next pass.
-        var digest = DiskDigest(retaining: compare || hello.final == false)
+        var digest = DiskDigest(algorithm, retaining: compare || hello.final == false)
         var journal: JournalSlot?
         var offset: Int64 = 0
-        let transfer = try binding(hello.size)
+        var transfer = try binding(hello.size)
+        transfer.digest = TransferJournal.Binding.name(of: algorithm)
         /// The binding, with the destination as it is now (its device and inode once it exists).
         let bound = { [sink] () -> TransferJournal.Binding in
             var binding = transfer
@@ -111,20 +117,21 @@ struct V1StreamImporter {
         var held: HeldDigests?
         if compare, hello.compare == true, offset < hello.size, let path = sink.path, access(path, F_OK) == 0 {
             let started = Monotonic.now()
-            if let known = knownHeld?.covering(from: offset, size: hello.size) {
+            if let known = knownHeld?.covering(from: offset, size: hello.size), known.algorithm == algorithm {
                 held = known
             } else {
-                held = try HeldDigests.compute(path: path, from: offset, size: hello.size)
+                held = try HeldDigests.compute(path: path, from: offset, size: hello.size, algorithm: algorithm)
                 reporter.log("digested the \(hello.size - offset) bytes the destination holds from byte \(offset) in \(String(format: "%.2f", Monotonic.now() - started)) s; only chunks that differ will be sent")
             }
         }
-        try link.send(V1FrameHeader(type: .welcome), payload: V1Control.encode(V1Welcome(offset: offset, compare: held == nil ? nil : true)))
+        let welcome = V1Welcome(offset: offset, compare: held == nil ? nil : true, digest: hello.digests == nil ? nil : algorithm.rawValue)
+        try link.send(V1FrameHeader(type: .welcome), payload: V1Control.encode(welcome))
         try held?.send(on: link, size: hello.size)
         reporter.bytesMoved.store(offset, ordering: .relaxed)
 
         let end = try pipeline(link: link, sink: sink, from: offset, size: hello.size, digest: &digest, journal: journal, held: held)
         guard MessageAuthentication.constantTimeEqual(end.checksum, digest.value) else {
-            throw BlockStreamError(.integrity, "whole-disk digest mismatch: received data gives \(DiskDigest.render(digest.value)), the exporter's source gives \(DiskDigest.render(end.checksum))")
+            throw BlockStreamError(.integrity, "whole-disk digest mismatch: received data gives \(digest.rendered), the exporter's source gives \(algorithm.render(end.checksum))")
         }
         var final = V1FrameHeader(type: .final)
         final.length = UInt64(hello.size)
@@ -138,6 +145,7 @@ struct V1StreamImporter {
     /// Receives frames until END; returns the END header.
     private func pipeline(link: V1Connection, sink: BlockSink, from start: Int64, size: Int64,
                           digest: inout DiskDigest, journal: JournalSlot?, held: HeldDigests?) throws -> V1FrameHeader {
+        let algorithm = digest.algorithm
         let failure = PipelineFailure()
         let receivePool = BufferPool(buffers: StreamSettings.buffersPerStage + 2, capacity: V1Protocol.maxPayload)
         let decodedPool = BufferPool(buffers: StreamSettings.buffersPerStage + 2, capacity: V1Protocol.chunkSize)
@@ -147,7 +155,7 @@ struct V1StreamImporter {
         let decoder = OrderedStage(name: "decode", workers: 2, input: receiveQueue, outputPool: decodedPool,
                                    needsOutput: { $0.kind == .data && $0.headerRoom == 1 }, failure: failure) {
             let context = DecompressionContext()
-            return { item, output in try Self.decode(item, output: output, context: context) }
+            return { item, output in try Self.decode(item, output: output, context: context, algorithm: algorithm) }
         }
 
         // The writer consumes decoded chunks in order on its own thread.
@@ -186,7 +194,7 @@ struct V1StreamImporter {
                     var position = item.diskOffset
                     while position < item.diskOffset + item.diskLength {
                         let length = Int(min(Int64(V1Protocol.chunkSize), item.diskOffset + item.diskLength - position))
-                        digests.append(DiskDigest.zeroChunkDigest(length: length))
+                        digests.append(algorithm.zeroChunkDigest(length: length))
                         position += Int64(length)
                     }
                 } else {
@@ -294,7 +302,8 @@ struct V1StreamImporter {
     }
 
     /// Worker step: decompress if needed and verify the chunk's checksum.
-    private static func decode(_ item: ChunkBuffer, output: ChunkBuffer?, context: DecompressionContext) throws -> ChunkBuffer {
+    private static func decode(_ item: ChunkBuffer, output: ChunkBuffer?, context: DecompressionContext,
+                               algorithm: ChunkDigestAlgorithm) throws -> ChunkBuffer {
         guard item.kind == .data else {
             output?.release()
             return item
@@ -322,7 +331,7 @@ struct V1StreamImporter {
             }
         }
         plain.headerRoom = 0
-        let actual = IncrementalDigest.sha256(plain.bytes)
+        let actual = algorithm.digest(plain.bytes)
         guard MessageAuthentication.constantTimeEqual(actual, plain.digest) else {
             throw BlockStreamError(.integrity, "corrupted frame at byte \(plain.diskOffset): checksum mismatch")
         }
