@@ -1,5 +1,6 @@
 @testable import BlockStream
 import Foundation
+import OpenSSLSupport
 import TestSupport
 import XCTest
 

@@ -140,7 +140,7 @@ public final class BlockSink: @unchecked Sendable {
             offset += n
         }
         bytesWritten += Int64(data.count)
-        if isRegularFile || isBlockDevice { pacer.wrote(upTo: bytesWritten, fd: fd) }
+        if isRegularFile || isBlockDevice { pacer.wrote(from: bytesWritten - Int64(data.count), upTo: bytesWritten, fd: fd) }
     }
 
     /// Writes all of `data` at `offset`.
@@ -157,7 +157,7 @@ public final class BlockSink: @unchecked Sendable {
             offset += n
         }
         bytesWritten += Int64(data.count)
-        if isRegularFile || isBlockDevice { pacer.wrote(upTo: position + Int64(data.count), fd: fd) }
+        if isRegularFile || isBlockDevice { pacer.wrote(from: position, upTo: position + Int64(data.count), fd: fd) }
     }
 
     /// Makes [offset, offset+length) read as zeros: skipped beyond the current end of a file, punched as a
