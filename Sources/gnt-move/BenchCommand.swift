@@ -216,13 +216,18 @@ struct BenchCommand: AsyncParsableCommand {
             table.rows.append(.init(label: "dense mixed, v1 zstd", candidate: v1Mixed, baseline: v0Mixed, baselineName: "gnt-move v0 zstd", target: 0.8))
             table.rows.append(.init(label: "dense mixed, v1 zstd", candidate: v1Mixed, baseline: socatMixed, baselineName: "socat + zstd -1", target: 1.5))
 
-            // Resume at 90%: a full v1 transfer, then one stopped at 90% and resumed; the resumed
-            // run's speed is the disk size over its own time.
-            let full = try corpusBench.runGntMove(source: mixed, compression: .none, data: "mixed", streamProtocol: .v1)
-            _ = try corpusBench.runGntMove(source: mixed, compression: .none, data: "mixed", streamProtocol: .v1,
-                                           adjustExporter: { $0.abortAfter = size.bytes / 10 * 9 }, expectFailure: true)
-            let resumed = try corpusBench.runGntMove(source: mixed, compression: .none, data: "mixed", streamProtocol: .v1,
-                                                     keepDestination: true, adjustExporter: { $0.resume = true })
+            // Resume at 90%: a full v1 transfer, then one stopped at 90% and resumed, alternating
+            // for --runs rounds; the resumed run's speed is the disk size over its own time.
+            let resumeRuns = try alternating([
+                { try corpusBench.runGntMove(source: mixed, compression: .none, data: "mixed", streamProtocol: .v1) },
+                {
+                    _ = try corpusBench.runGntMove(source: mixed, compression: .none, data: "mixed", streamProtocol: .v1,
+                                                   adjustExporter: { $0.abortAfter = size.bytes / 10 * 9 }, expectFailure: true)
+                    return try corpusBench.runGntMove(source: mixed, compression: .none, data: "mixed", streamProtocol: .v1,
+                                                      keepDestination: true, adjustExporter: { $0.resume = true })
+                },
+            ])
+            let (full, resumed) = (resumeRuns[0], resumeRuns[1])
             try? FileManager.default.removeItem(atPath: mixed)
             table.rows.append(.init(label: "resume at 90% (time \(String(format: "%.2f", resumed.seconds)) s vs \(String(format: "%.2f", full.seconds)) s: \(String(format: "%.0f", 100 * resumed.seconds / full.seconds))%)",
                                     candidate: resumed.megabytesPerSecond, baseline: full.megabytesPerSecond,

@@ -23,6 +23,7 @@ final class ClosedSetArgumentTests: XCTestCase {
         exporting.handshakeTimeout = 2.25
         exporting.stream.compression = .gzipSlow
         exporting.stream.magic = "abc-def_0.1"
+        exporting.stream.chunkDigest = .sha256
         exporting.expectedSize = 5 << 20
         exporting.path = "/dev/vg/disk0"
         exporting.streamProtocol = .v1

@@ -11,7 +11,7 @@ public final class ChunkBuffer: @unchecked Sendable {
     /// Position of the chunk in its stream, for stages that reorder.
     public var sequence = 0
     /// gnt-move/1 framing: what the chunk is, where it belongs on the disk, how many disk bytes
-    /// it stands for, and the SHA-256 of those bytes.
+    /// it stands for, and the chunk digest of those bytes.
     var kind: ChunkKind = .data
     public var diskOffset: Int64 = 0
     public var diskLength: Int64 = 0

@@ -7,12 +7,12 @@
 ///     8  offset (u64 LE)  16 length (u64 LE)  24 payload length (u32 LE)  28 reserved(4)
 ///     32 checksum (32 bytes)
 ///
-/// exporter → importer: HELLO (JSON payload), DATA (one 1 MiB-aligned chunk; checksum = SHA-256
-/// of its uncompressed bytes), ZERO (a run of zero bytes; no payload), END (length = disk size,
+/// exporter → importer: HELLO (JSON payload), DATA (one 1 MiB-aligned chunk; checksum = the chunk
+/// digest of its uncompressed bytes: BLAKE3 or SHA-256, see ``ChunkDigestAlgorithm``), ZERO (a run of zero bytes; no payload), END (length = disk size,
 /// checksum = whole-disk digest), SAME (a run of chunks the importer already holds, by the
 /// digests it sent; no payload).
 /// importer → exporter: WELCOME (offset = where to resume), DIGESTS (when WELCOME says
-/// `compare`: offset and length = the range covered, payload = the SHA-256 of each chunk the
+/// `compare`: offset and length = the range covered, payload = the chunk digest of each chunk the
 /// destination holds there, computed by the importer from its own disk), FINAL (checksum =
 /// importer's whole-disk digest, sent only after its data is durable), ERROR (UTF-8 payload).
 public enum V1Protocol {
