@@ -103,6 +103,10 @@ public struct AgentPaths: Sendable {
     public let root: String
     public init(root: String) { self.root = root }
 
+    /// Where an agent lives when no `--dir` is given: Debian's place for a service's state, the
+    /// directory the shipped `gnt-move-agent.service` serves.
+    public static let defaultRoot = "/var/lib/gnt-move/agent"
+
     public var config: String { root + "/agent.json" }
     public var secret: String { root + "/cluster-domain-secret" }
     /// Key and certificate of the HTTPS API in one PEM file, as Ganeti's `rapi.pem`.
