@@ -15,7 +15,7 @@ struct AgentCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create an agent directory: config, secret, rapi.pem, users file, SQLite state, disks folder.")
 
-        @Option(help: "Agent directory to create (it must not hold an agent yet; default: \(AgentPaths.defaultRoot)).") var dir = AgentPaths.defaultRoot
+        @Option(help: "Agent directory to create (it must not hold an agent yet).") var dir = AgentPaths.defaultRoot
         @Option(name: .customLong("cluster-name"), help: "This cluster's name.") var clusterName: String
         @Option(help: "Port the HTTPS RAPI server listens on.") var port = 5080
         @Option(help: "Address the HTTPS RAPI server listens on.") var bind = "0.0.0.0"
@@ -66,7 +66,7 @@ struct AgentCommand: AsyncParsableCommand {
 
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Run the agent's HTTPS RAPI server.")
-        @Option(help: "Agent directory (made by 'agent init'; default: \(AgentPaths.defaultRoot)).") var dir = AgentPaths.defaultRoot
+        @Option(help: "Agent directory (made by 'agent init').") var dir = AgentPaths.defaultRoot
 
         func run() async throws {
             do {
@@ -86,7 +86,7 @@ struct AgentCommand: AsyncParsableCommand {
             commandName: "add-instance",
             abstract: "Adopt existing image files or block devices as an instance.")
 
-        @Option(help: "Agent directory (made by 'agent init'; default: \(AgentPaths.defaultRoot)).") var dir = AgentPaths.defaultRoot
+        @Option(help: "Agent directory (made by 'agent init').") var dir = AgentPaths.defaultRoot
         @Argument(help: "Name of the new instance.") var name: String
         @Option(help: ArgumentHelp("A disk image or device, in order (repeat for more disks).", valueName: "PATH")) var disk: [String]
         @Option(help: "Memory in MiB.") var memory = 512

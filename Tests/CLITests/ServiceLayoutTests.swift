@@ -42,8 +42,10 @@ final class ServiceLayoutTests: XCTestCase {
                        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "SystemCallFilter=@system-service"] {
             XCTAssertTrue(text.contains(option + "\n"), "gnt-move-agent.service lacks \(option)")
         }
-        let help = try gntMove("agent", "serve", "--help")
-        XCTAssertTrue(help.stdout.contains("default: /var/lib/gnt-move/agent"), help.stdout)
+        for command in ["init", "serve", "add-instance"] {
+            let help = try gntMove("agent", command, "--help").stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            XCTAssertTrue(help.contains("(default: /var/lib/gnt-move/agent)"), help)
+        }
     }
 
     /// DESTDIR and --prefix are honoured; the binary, units naming the installed binary, one
