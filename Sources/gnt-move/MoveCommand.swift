@@ -105,18 +105,21 @@ struct MoveCommand: AsyncParsableCommand {
         abstract: "Move instances from one cluster to another (the options of Ganeti's move-instance).",
         discussion: ExitCodes.pointer)
 
-    @Argument(help: "Source cluster (its RAPI host name or address).") var sourceCluster: String
-    @Argument(help: "Destination cluster (its RAPI host name or address).") var destinationCluster: String
+    @Argument(help: "Source cluster: a cluster profile's name (see --clusters), or its RAPI host name or address.") var sourceCluster: String
+    @Argument(help: "Destination cluster: a cluster profile's name, or its RAPI host name or address.") var destinationCluster: String
     @Argument(help: "Instances to move; each is its own move, --parallel of them at a time.") var instances: [String]
 
-    @Option(name: .customLong("src-rapi-port"), help: "The source cluster's RAPI port.") var srcRapiPort = 5080
-    @Option(name: .customLong("src-ca-file"), help: ArgumentHelp("The source cluster's RAPI certificate (PEM); the only one trusted.", valueName: "FILE"))
-    var srcCaFile: String
+    @Option(name: .customLong("clusters"),
+            help: ArgumentHelp("Cluster profiles: named clusters with their RAPI host, port, CA file, user and password file (default: \(ClusterProfiles.defaultPath) when it exists). Options given here override a profile's values.", valueName: "FILE"))
+    var clustersFile: String?
+    @Option(name: .customLong("src-rapi-port"), help: "The source cluster's RAPI port (default: its profile's, else 5080).") var srcRapiPort: Int?
+    @Option(name: .customLong("src-ca-file"), help: ArgumentHelp("The source cluster's RAPI certificate (PEM); the only one trusted. Needed unless the source is a cluster profile.", valueName: "FILE"))
+    var srcCaFile: String?
     @Option(name: .customLong("src-username"), help: "RAPI user on the source cluster (it needs write access).") var srcUsername: String?
     @Option(name: .customLong("src-password-file"), help: ArgumentHelp("The source user's password (one line).", valueName: "FILE"))
     var srcPasswordFile: String?
-    @Option(name: .customLong("dest-rapi-port"), help: "The destination cluster's RAPI port (default: 5080).") var destRapiPort: Int?
-    @Option(name: .customLong("dest-ca-file"), help: ArgumentHelp("The destination cluster's RAPI certificate (PEM; default: the source's).", valueName: "FILE"))
+    @Option(name: .customLong("dest-rapi-port"), help: "The destination cluster's RAPI port (default: its profile's, else 5080).") var destRapiPort: Int?
+    @Option(name: .customLong("dest-ca-file"), help: ArgumentHelp("The destination cluster's RAPI certificate (PEM; default: its profile's, else the source's).", valueName: "FILE"))
     var destCaFile: String?
     @Option(name: .customLong("dest-username"), help: "RAPI user on the destination cluster (default: the source's).") var destUsername: String?
     @Option(name: .customLong("dest-password-file"), help: ArgumentHelp("The destination user's password (default: the source's).", valueName: "FILE"))
@@ -180,14 +183,15 @@ struct MoveCommand: AsyncParsableCommand {
     func run() async throws {
         logging.bootstrap()
         let printer = EventPrinter(json: json)
+        let profiles: ClusterProfiles
+        do { profiles = try ClusterProfiles.load(path: clustersFile) } catch {
+            Console.error("gnt-move: \(error)")
+            throw ExitCode(1)
+        }
+        // The CA and password files are read by the coordinator, per move: a file that cannot
+        // be read fails the move with an event, as any other failure.
+        let (source, destination) = try endpoints(profiles)
         do {
-            // The CA and password files are read by the coordinator, per move: a file that cannot
-            // be read fails the move with an event, as any other failure.
-            var source = ClusterEndpoint(host: sourceCluster, port: srcRapiPort, caFile: srcCaFile, username: srcUsername)
-            source.passwordFile = srcPasswordFile
-            var destination = ClusterEndpoint(host: destinationCluster, port: destRapiPort ?? 5080, caFile: destCaFile ?? srcCaFile,
-                                              username: destUsername ?? srcUsername)
-            destination.passwordFile = destPasswordFile ?? srcPasswordFile
             let coordinator = Coordinator(store: try state.store(), logger: Logger(label: "gnt-move.coordinator"), emit: printer.print)
             var requests: [MoveRequest] = []
             for instance in instances {
@@ -245,6 +249,29 @@ struct MoveCommand: AsyncParsableCommand {
 }
 
 extension MoveCommand {
+    /// The two clusters: a profile's values where the argument names one, then the options
+    /// given; a destination that is no profile takes the source's CA file and credentials.
+    func endpoints(_ profiles: ClusterProfiles) throws -> (source: ClusterEndpoint, destination: ClusterEndpoint) {
+        var source = profiles.endpoint(named: sourceCluster) ?? ClusterEndpoint(host: sourceCluster, caFile: "")
+        if let srcRapiPort { source.port = srcRapiPort }
+        if let srcCaFile { source.caFile = srcCaFile }
+        if let srcUsername { source.username = srcUsername }
+        if let srcPasswordFile { source.passwordFile = srcPasswordFile }
+        guard !source.caFile.isEmpty else {
+            throw ValidationError("--src-ca-file is needed: '\(sourceCluster)' is not a cluster profile in \(profiles.path)")
+        }
+        var destination = profiles.endpoint(named: destinationCluster) ?? {
+            var inherited = ClusterEndpoint(host: destinationCluster, caFile: source.caFile, username: source.username)
+            inherited.passwordFile = source.passwordFile
+            return inherited
+        }()
+        if let destRapiPort { destination.port = destRapiPort }
+        if let destCaFile { destination.caFile = destCaFile }
+        if let destUsername { destination.username = destUsername }
+        if let destPasswordFile { destination.passwordFile = destPasswordFile }
+        return (source, destination)
+    }
+
     /// A move that could not even start (a bad name, an unreadable CA or password file) also
     /// gets one line on stderr, beside its `move-failed` event.
     static func reportUnstarted(_ results: [MoveRecord]) {

@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// The record of a gnt-move/1 transfer that lets it resume: which transfer it belongs to, and
-/// the SHA-256 of every chunk done so far, in order.
+/// the digest (BLAKE3 or SHA-256, named in the header) of every chunk done so far, in order.
 ///
 /// On the importer a chunk's digest is appended only after its data is durable (fdatasync
 /// first, then the record, then fsync of the journal), so the number of records is the

@@ -4,7 +4,8 @@ import MoveTrust
 /// The JSON request of `gnt-move run` and the file of `gnt-move batch`: the fields of `move`,
 /// named after its long options in snake_case.
 ///
-///     {"source": {"host", "port", "ca_file", "username", "password_file"}, "destination": {…},
+///     {"source": {"host", "port", "ca_file", "username", "password_file"} or a cluster profile's
+///      name, "destination": {…} or a name, "clusters": "/etc/gnt-move/clusters.json",
 ///      "moves": [{"instance", "dest_instance_name", "dest_primary_node", "dest_secondary_node",
 ///                 "dest_disk_template", "iallocator", "compress", "keep_source_instance", "start",
 ///                 "hvparams", "beparams", "osparams", "net"}],
@@ -16,12 +17,25 @@ public struct RunRequest: Sendable {
 
     public init(json: JSONValue) throws {
         guard case .object(let top) = json else { throw CoordinatorError.badRequest("the request must be a JSON object") }
-        let known: Set<String> = ["source", "destination", "moves", "parallel", "state_dir"]
+        let known: Set<String> = ["source", "destination", "moves", "parallel", "state_dir", "clusters"]
         if let unknown = top.keys.first(where: { !known.contains($0) }) {
             throw CoordinatorError.badRequest("unknown field '\(unknown)' in the request")
         }
-        guard let source = top["source"], source.objectValue != nil else { throw CoordinatorError.badRequest("missing 'source' cluster") }
-        let destination = top["destination"] ?? source
+        guard let given = top["source"], given.objectValue != nil || given.stringValue != nil else {
+            throw CoordinatorError.badRequest("missing 'source' cluster")
+        }
+        // Clusters named by a string are cluster profiles (ClusterProfiles).
+        var profiles: ClusterProfiles?
+        func cluster(_ value: JSONValue, _ field: String) throws(CoordinatorError) -> JSONValue {
+            guard let name = value.stringValue else { return value }
+            if profiles == nil { profiles = try ClusterProfiles.load(path: top["clusters"]?.stringValue) }
+            guard let endpoint = profiles?.endpoint(named: name) else {
+                throw CoordinatorError.badRequest("'\(field)': '\(name.prefix(64))' is not a cluster profile in \(profiles?.path ?? ClusterProfiles.defaultPath)")
+            }
+            return (try? JSONValueEncoder().encode(endpoint)) ?? .null
+        }
+        let source = try cluster(given, "source")
+        let destination = try top["destination"].map { value throws(CoordinatorError) in try cluster(value, "destination") } ?? source
         guard let list = top["moves"]?.arrayValue, !list.isEmpty else { throw CoordinatorError.badRequest("'moves' must be a non-empty array") }
         parallel = Int(top["parallel"]?.integerValue ?? 1)
         guard parallel >= 1 else { throw CoordinatorError.badRequest("'parallel' must be at least 1") }
