@@ -110,7 +110,7 @@ public struct RAPIJobError: Error, CustomStringConvertible, Sendable {
                                             "resource_not_unique", "resolver_error", "environment_error"]
 }
 
-/// The RAPI calls of spec §6, over HTTPS with Basic auth. The server is trusted by its
+/// The RAPI calls of docs/protocol.md §6, over HTTPS with Basic auth. The server is trusted by its
 /// certificate; host names are not checked, as in Ganeti's client.
 public final class RAPIClient: Sendable {
     public let endpoint: ClusterEndpoint

@@ -1,4 +1,4 @@
-/// The export handshake (spec §3): `[0, HMAC-SHA1("0:Hi, I'm Ganeti"), salt]`. It proves only
+/// The export handshake (docs/protocol.md §3): `[0, HMAC-SHA1("0:Hi, I'm Ganeti"), salt]`. It proves only
 /// that the source holds the cluster domain secret and speaks protocol version 0.
 public enum ExportHandshake {
     public static let version = 0

@@ -1,6 +1,6 @@
 import OpenSSLSupport
 
-/// The per-disk magic (spec §4.1): `sha1("0" ‖ base ‖ instance ‖ index)` as hex, where `base` is
+/// The per-disk magic (docs/protocol.md §4.1): `sha1("0" ‖ base ‖ instance ‖ index)` as hex, where `base` is
 /// 12 random hex characters chosen once per import. The exporter sends `"M=" + magic` first in
 /// the stream and the importer checks it before writing anything.
 public enum ImportExportMagic {

@@ -1,7 +1,7 @@
 /// A JSON value that keeps what Ganeti's checks depend on and Foundation's decoders blur:
 /// whether a number was written as an integer (`40123`) or not (`40123.0`), and whether a value
 /// was a number or a string. Signed tuples are verified over Python's `%s` rendering of each
-/// field, so these differences decide whether a MAC matches (spec §4.2).
+/// field, so these differences decide whether a MAC matches (docs/protocol.md §4.2).
 public enum JSONValue: Sendable, Equatable, Hashable {
     case null
     case bool(Bool)

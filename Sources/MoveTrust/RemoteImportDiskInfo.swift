@@ -1,4 +1,4 @@
-/// Where the source must send one disk: the destination's signed `(host, port, magic)` (spec §4).
+/// Where the source must send one disk: the destination's signed `(host, port, magic)` (docs/protocol.md §4).
 ///
 /// On the wire it is `[host, port, magic, HMAC-SHA1("index:host:port:magic"), salt]`. The disk
 /// index is bound into the MAC but not sent: it is the tuple's position in the list.

@@ -1,6 +1,6 @@
 import OpenSSLSupport
 
-/// Ganeti's signed certificate text (spec §2.2):
+/// Ganeti's signed certificate text (docs/protocol.md §2.2):
 ///
 ///     X-Ganeti-Signature: <salt>/<hmac-sha1 hex>\n
 ///     \n

@@ -1,7 +1,7 @@
 import OpenSSLSupport
 
 /// The name of a per-move key on the cluster that made it, and its signed form
-/// `[name, HMAC-SHA1(name), salt]` that the third party relays back at export time (spec §3).
+/// `[name, HMAC-SHA1(name), salt]` that the third party relays back at export time (docs/protocol.md §3).
 public enum X509KeyName {
     /// `x509-<TimestampForFilename()>-<8 random characters>`, as Ganeti's `mkdtemp` makes it.
     public static func generate(now: Int64 = UnixTime.now()) -> String {

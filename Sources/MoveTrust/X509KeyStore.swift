@@ -32,7 +32,7 @@ public struct X509KeyStore: Sendable {
     public func certificatePath(_ name: String) -> String { directory + "/" + name + "/cert" }
 
     /// Makes a fresh RSA-2048 key and a self-signed SHA-256 certificate and stores both. The
-    /// name and certificate are signed with separate salts (Ganeti reuses one; spec §9.12).
+    /// name and certificate are signed with separate salts (Ganeti reuses one; docs/protocol.md §9.12).
     public func create(secret: ClusterDomainSecret, validity: Int64 = defaultValidity,
                        commonName: String = HostIdentity.fqdn(), now: Int64 = UnixTime.now(),
                        notBeforeOffset: Int64 = 0) throws(TrustError) -> CreatedKey {

@@ -174,7 +174,7 @@ public struct StreamBenchmark {
         return measurement
     }
 
-    /// The Ganeti-style socat pipeline (spec §5.2), dd with conv=fsync at the end.
+    /// The Ganeti-style socat pipeline (docs/protocol.md §5.2), dd with conv=fsync at the end.
     public func runSocat(source: String, compression: CompressionMethod, data: String) throws -> Measurement {
         let destination = directory + "/dest.img"
         try? FileManager.default.removeItem(atPath: destination)

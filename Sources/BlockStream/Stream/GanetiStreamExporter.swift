@@ -1,6 +1,6 @@
 import OpenSSLSupport
 
-/// Sends `C("M=" + magic ‖ data)` until the source ends (Ganeti's stream, spec §5.3).
+/// Sends `C("M=" + magic ‖ data)` until the source ends (Ganeti's stream, docs/protocol.md §5.3).
 ///
 /// Stages run on their own threads and overlap: reading the source, compressing (several
 /// threads, chunk by chunk), and encrypting and sending on the caller's thread.

@@ -1,6 +1,6 @@
 import OpenSSLSupport
 
-/// Receives `C("M=" + magic ‖ data)` and writes the data (Ganeti's stream, spec §5.3).
+/// Receives `C("M=" + magic ‖ data)` and writes the data (Ganeti's stream, docs/protocol.md §5.3).
 ///
 /// Receiving and decrypting (caller's thread), decompressing, and writing run on their own
 /// threads. The magic is checked on the decompressed bytes before the first write.

@@ -1,4 +1,4 @@
-/// Checks the stream's leading `"M=" + magic` (spec §5.3) before anything is passed on: the
+/// Checks the stream's leading `"M=" + magic` (docs/protocol.md §5.3) before anything is passed on: the
 /// importer writes nothing to its destination until the whole prefix has arrived and matched.
 struct MagicGate {
     private let expected: [UInt8]

@@ -3,7 +3,7 @@ import Hummingbird
 import MoveTrust
 import NIOCore
 
-/// The RAPI subset a move needs (spec §6), with Ganeti's paths, bodies and results.
+/// The RAPI subset a move needs (docs/protocol.md §6), with Ganeti's paths, bodies and results.
 public enum RAPIRouter {
     /// The largest body each route reads: specs and export targets are a few KiB.
     static let largeBody = 1 << 20

@@ -4,7 +4,7 @@ import MoveTrust
 import OpenSSLSupport
 
 /// `POST /2/instances` (body version 1): `create` makes an instance with new blank disks;
-/// `remote-import` makes one and fills its disks from another cluster (spec §0, §4).
+/// `remote-import` makes one and fills its disks from another cluster (docs/protocol.md §0, §4).
 extension ClusterAgentService {
     /// With `dryRun`, every check runs (handshake, certificate, signed spec, name, template,
     /// hypervisor, node, space) and nothing is created, as Ganeti's `dry_run`.

@@ -2,7 +2,7 @@ import BlockStream
 import Foundation
 import MoveTrust
 
-/// `PUT /2/instances/NAME/export` with mode `remote` (spec §4.4): stream every disk to the
+/// `PUT /2/instances/NAME/export` with mode `remote` (docs/protocol.md §4.4): stream every disk to the
 /// destination the third party relayed, after checking that the destination really is a cluster
 /// of this domain. The source's key is removed when the export ends, whatever the outcome, and the
 /// instance is removed only when every disk was confirmed by the destination.
@@ -31,7 +31,7 @@ extension ClusterAgentService {
         let precopy = try Self.isPrecopyPass(body)
         var succeeded = false
         defer {
-            // Ganeti never removes the source's key (spec §9.9); gnt-move does.
+            // Ganeti never removes the source's key (docs/protocol.md §9.9); gnt-move does.
             if !precopy && (succeeded || !continuable) { try? keyStore.remove(name: keyName) }
         }
         let compression = try SpecValidation.compression(body["compress"])

@@ -2,7 +2,7 @@ import BlockStream
 import Foundation
 import MoveTrust
 
-/// Cleans up what crashes and abandoned moves leave behind (Ganeti leaves all of it; spec §9.4,
+/// Cleans up what crashes and abandoned moves leave behind (Ganeti leaves all of it; docs/protocol.md §9.4,
 /// §9.9): expired per-move keys, half-created imports, and import/export daemons whose job is
 /// gone.
 extension ClusterAgentService {

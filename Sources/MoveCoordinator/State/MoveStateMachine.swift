@@ -18,7 +18,7 @@ import MoveTrust
 //      │
 //      └── retry ── cleaned ◀── cleanup ── failed ◀── any state before done
 
-/// The states of a move (architecture §"A move, as states").
+/// The states of a move (docs/architecture.md, "The coordinator's state machine").
 public enum MoveState: String, Sendable, CaseIterable {
     /// Recorded; nothing asked of either cluster.
     case planned

@@ -2,7 +2,7 @@ import BlockStream
 import Foundation
 import MoveTrust
 
-/// One instance to move, with `move-instance`'s options (spec §7) and gnt-move's own.
+/// One instance to move, with `move-instance`'s options (docs/protocol.md §7) and gnt-move's own.
 public struct MoveRequest: Sendable, Equatable {
     public var source: ClusterEndpoint
     public var destination: ClusterEndpoint

@@ -107,7 +107,7 @@ struct MoveSteps {
         }
     }
 
-    /// The remote-import request, as move-instance builds it (spec §6), with gnt-move's signed
+    /// The remote-import request, as move-instance builds it (docs/protocol.md §6), with gnt-move's signed
     /// spec beside it when the destination understands it.
     func createBody(_ record: MoveRecord, features: [String]) -> JSONValue {
         let spec = record.facts.spec ?? .null
