@@ -26,6 +26,21 @@ final class V1ComparePassTests: XCTestCase {
         return (harness, source, harness.folder.file("dest.img"))
     }
 
+    /// A pre-copy pass is read while the source runs: an import that is not warm refuses it
+    /// before writing anything, so a relay that asks the source for a pre-copy and the
+    /// destination for a plain import cannot end a move with an inconsistent copy.
+    func testAPrecopyPassIsRefusedByAnImportThatIsNotWarm() throws {
+        let (harness, source, dest) = try randomSource("precopy-refused", size: 4 * Self.chunk)
+        let importer = try harness.startImporter(dest: dest)
+        let exporter = try harness.runExporter(port: try harness.listenPort(), source: source, extra: ["--precopy"])
+        XCTAssertEqual(exporter.status, 1)
+        XCTAssertEqual(importer.wait(), 1)
+        let message = try harness.status("import.status").error_message ?? ""
+        XCTAssertTrue(message.contains("pre-copy pass") && message.contains("not warm (--warm)"), message)
+        XCTAssertTrue(exporter.stderr.contains("the importer refused the transfer"), exporter.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dest), "nothing was written")
+    }
+
     func testAWarmImportTakesPassesAndTheFinalOneSendsOnlyWhatChanged() throws {
         let size = 40 * Self.chunk
         let (harness, source, dest) = try randomSource("warm-passes", size: size)

@@ -84,6 +84,7 @@ public enum ImportExportDaemon {
         var importer = V1StreamImporter(settings: options.stream, reporter: reporter, journalPath: options.effectiveJournalPath,
                                         targetIsZero: options.targetIsZero, compare: options.compare,
                                         binding: { size in try journalBinding(options, context: context, role: "import", size: size) })
+        importer.acceptsPrecopy = options.warm
         var passes = 0
         while true {
             // What arrived and verified is durable and journaled; the same exporter (the pinned

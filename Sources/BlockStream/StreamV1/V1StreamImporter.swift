@@ -18,6 +18,9 @@ struct V1StreamImporter {
     /// The digests of what the destination holds, kept from the previous pass of a warm import
     /// (the chunks it verified and wrote itself): used instead of reading the disk again.
     var knownHeld: HeldDigests?
+    /// A warm import (`--warm`) takes pre-copy passes of a running source; any other refuses one,
+    /// so that a copy read while the source ran never ends an import as if it were final.
+    var acceptsPrecopy = false
     let binding: (Int64) throws -> TransferJournal.Binding
     /// How often the importer makes data durable and extends the journal.
     static let durabilityInterval = 1.0
@@ -58,6 +61,9 @@ struct V1StreamImporter {
     private func receive(hello: V1Hello, link: V1Connection, sink: BlockSink) throws -> DiskDigest {
         guard hello.magic == settings.magic else {
             throw BlockStreamError(.magic, "Magic value mismatch: the exporter sent a different magic (wrong peer or wrong disk)")
+        }
+        guard hello.final != false || acceptsPrecopy else {
+            throw BlockStreamError(.configuration, "the exporter sends a pre-copy pass of a warm move (read while the source runs), but this import is not warm (--warm); refusing it, nothing was written")
         }
         guard hello.chunk_size == V1Protocol.chunkSize, hello.size >= 0 else {
             throw BlockStreamError(.protocolError, "gnt-move/1: unsupported chunk size \(hello.chunk_size)")
