@@ -70,6 +70,8 @@ public final class AgentHarness: @unchecked Sendable {
 
     /// The pid of the running `gnt-move agent serve` process.
     public var serverPID: Int32? { server?.pid }
+    /// What the agent wrote to stderr so far (its log).
+    public var serverLog: String { server?.stderr ?? "" }
 
     public var password: String { ((try? String(contentsOfFile: dir + "/password", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines) }
 

@@ -16,6 +16,7 @@ public enum RAPIRouter {
 
     public static func build(service: ClusterAgentService) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: RAPIRequestLogMiddleware())
         router.add(middleware: RAPIErrorMiddleware())
         router.add(middleware: RAPIAuthMiddleware(usersPath: service.paths.users))
 

@@ -44,30 +44,36 @@ public final class JobRunner: Sendable {
     /// Records the job and starts it. `op` is the opcode as Ganeti shows it in `ops`.
     public func submit(op: JSONValue, summary: String, _ operation: @escaping Operation) throws -> Int64 {
         let id = try database.createJob(op: op, summary: summary)
+        AgentLog.jobSubmitted(id, summary: summary)
         let task = Task { [self] in
-            await execute(id, operation)
+            await execute(id, summary: summary, operation)
             _ = running.withLock { $0.removeValue(forKey: id) }
         }
         running.withLock { $0[id] = task }
         return id
     }
 
-    private func execute(_ id: Int64, _ operation: Operation) async {
+    private func execute(_ id: Int64, summary: String, _ operation: Operation) async {
         if isCancelRequested(id) {
             try? database.setJobStatus(id, "canceled", result: .array([.null]))
+            AgentLog.job(id, summary, "canceled")
             return
         }
         try? database.setJobStatus(id, "running")
+        AgentLog.job(id, summary, "running")
         let context = JobContext(id: id, database: database, runner: self)
         do {
             let result = try await operation(context)
             try database.setJobStatus(id, "success", result: .array([result]))
+            AgentLog.job(id, summary, "success")
         } catch is JobCanceled {
             context.log("Job canceled")
             try? database.setJobStatus(id, "canceled", result: .array([.null]))
+            AgentLog.job(id, summary, "canceled")
         } catch {
             context.log("Error: \(error)")
             try? database.setJobStatus(id, "error", result: .array([Self.encode(error)]))
+            AgentLog.job(id, summary, "error", detail: "\(error)")
         }
     }
 
@@ -79,6 +85,8 @@ public final class JobRunner: Sendable {
         if job.isFinished { return .array([.bool(true), .string("Job \(id) has been already dead")]) }
         cancelRequests.withLock { _ = $0.insert(id) }
         try database.setJobStatus(id, "canceling")
+        if let writer = AgentLog.writer { AgentLog.line("audit: \(writer) canceled job \(id)") }
+        AgentLog.job(id, job.summary, "canceling")
         return .array([.bool(true), .string("Job \(id) will be canceled")])
     }
 
