@@ -68,7 +68,7 @@ public struct ClusterProfiles: Sendable {
     public func endpoint(named name: String) -> ClusterEndpoint? { clusters[name] }
 
     static func isProfileName(_ name: String) -> Bool {
-        !name.isEmpty && name.count <= 64 && name.utf8.allSatisfy { $0 < 0x80 && (Character(UnicodeScalar($0)).isLetter || Character(UnicodeScalar($0)).isNumber || "._-".utf8.contains($0)) }
+        !name.isEmpty && name.count <= 64 && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
     }
 
     private static func absolute(_ path: String, in folder: String) -> String {

@@ -27,16 +27,12 @@ public final class TLSConnection: @unchecked Sendable {
         self.ssl = ssl
         self.context = context
         self.socket = socket
-        guard let reader = BIO_new_socket(socket, BIO_NOCLOSE) else {
+        let reader = BIO_new_socket(socket, BIO_NOCLOSE), writer = BIO_new_socket(socket, BIO_NOCLOSE), buffer = BIO_new(BIO_f_buffer())
+        guard let reader, let writer, let buffer else {
+            for bio in [reader, writer, buffer] { if let bio { BIO_free(bio) } }
             SSL_free(ssl)
             close(socket)
-            throw TLSError(.configuration, "cannot create a socket BIO: \(OpenSSLError.drain("BIO_new_socket"))")
-        }
-        guard let writer = BIO_new_socket(socket, BIO_NOCLOSE), let buffer = BIO_new(BIO_f_buffer()) else {
-            BIO_free_all(reader)
-            SSL_free(ssl)
-            close(socket)
-            throw TLSError(.configuration, "cannot create a buffering BIO: \(OpenSSLError.drain("BIO_new"))")
+            throw TLSError(.configuration, "cannot create the connection's BIOs: \(OpenSSLError.drain("BIO_new"))")
         }
         _ = gnt_BIO_set_write_buffer_size(buffer, Self.writeBuffer)
         BIO_push(buffer, writer)
@@ -140,11 +136,8 @@ public final class TLSConnection: @unchecked Sendable {
         guard let bio = SSL_get_wbio(ssl), gnt_BIO_flush(bio) != 1 else { return }
         let savedErrno = errno
         _ = OpenSSLError.drainQueue()
-        if savedErrno == EAGAIN || savedErrno == EWOULDBLOCK { throw TLSError(.timeout, "timed out \(action)") }
-        if savedErrno == ECONNRESET || savedErrno == EPIPE {
-            throw TLSError(.truncated, "the peer reset the connection while \(action) (\(String(cString: strerror(savedErrno))))")
-        }
-        throw TLSError(.transport, "\(action) failed: \(savedErrno == 0 ? "the socket refused the data" : String(cString: strerror(savedErrno)))")
+        throw Self.systemCallError(savedErrno, while: action)
+            ?? TLSError(.transport, "\(action) failed: the socket refused the data")
     }
 
     /// Reads what is available, up to `buffer.count` bytes. Returns 0 only at a clean end: the
@@ -241,18 +234,21 @@ public final class TLSConnection: @unchecked Sendable {
             return TLSError(.truncated, "the peer closed the connection without finishing the stream (no TLS close_notify)")
         }
         if code == SSL_ERROR_SYSCALL {
-            if savedErrno == EAGAIN || savedErrno == EWOULDBLOCK {
-                return TLSError(.timeout, "timed out \(action)")
-            }
-            if savedErrno == ECONNRESET || savedErrno == EPIPE {
-                return TLSError(.truncated, "the peer reset the connection while \(action) (\(String(cString: strerror(savedErrno))))")
-            }
-            if savedErrno == 0 {
-                return TLSError(.truncated, "the peer closed the connection without finishing the stream (no TLS close_notify)")
-            }
-            return TLSError(.transport, "\(action) failed: \(String(cString: strerror(savedErrno)))")
+            return Self.systemCallError(savedErrno, while: action)
+                ?? TLSError(.truncated, "the peer closed the connection without finishing the stream (no TLS close_notify)")
         }
         let detail = reasons.isEmpty ? "TLS error \(code)" : reasons.joined(separator: "; ")
         return TLSError(.transport, "\(action) failed: \(detail)")
+    }
+
+    /// A failed socket call, by its errno; nil for errno 0 (no system error: the caller says
+    /// what that means where it happened).
+    private static func systemCallError(_ savedErrno: Int32, while action: String) -> TLSError? {
+        switch savedErrno {
+        case 0: return nil
+        case EAGAIN, EWOULDBLOCK: return TLSError(.timeout, "timed out \(action)")
+        case ECONNRESET, EPIPE: return TLSError(.truncated, "the peer reset the connection while \(action) (\(String(cString: strerror(savedErrno))))")
+        default: return TLSError(.transport, "\(action) failed: \(String(cString: strerror(savedErrno)))")
+        }
     }
 }

@@ -53,7 +53,7 @@ struct ImportExportCommand: ParsableCommand {
     var compare = false
     @Flag(name: .daemon(.precopy), help: "Export: a pre-copy pass of a warm move; the importer waits for another pass after it (gnt-move/1).")
     var precopy = false
-    @Option(name: .daemon(.chunkDigest), help: "gnt-move/1: checksum chunks with this algorithm only (default: BLAKE3 when the peer knows it, else SHA-256); an importer refuses an exporter that does not offer it.")
+    @Option(name: .daemon(.chunkDigest), help: "gnt-move/1: checksum chunks with this algorithm only (default: BLAKE3 when the peer knows it, else SHA-256); an importer refuses an exporter that does not offer it, an exporter an older importer that only knows SHA-256.")
     var chunkDigest: ChunkDigestAlgorithm?
     @Option(name: .daemon(.abortAfter), help: .hidden) var abortAfter: Int64?
 

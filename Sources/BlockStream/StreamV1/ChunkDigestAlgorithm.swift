@@ -39,11 +39,17 @@ public enum ChunkDigestAlgorithm: String, Codable, CaseIterable, Sendable {
         return Self.offered.first(where: offered.contains) ?? legacy
     }
 
-    /// The algorithm a WELCOME names, which must be one the exporter offered.
+    /// The algorithm a WELCOME names (none: an importer that predates the choice, which uses
+    /// SHA-256), which must be one the exporter offered.
     static func named(_ name: String?, offered: [ChunkDigestAlgorithm]) throws(BlockStreamError) -> ChunkDigestAlgorithm {
-        let algorithm = name.map { ChunkDigestAlgorithm(rawValue: $0) } ?? legacy
-        guard let algorithm, offered.contains(algorithm) || name == nil else {
-            throw BlockStreamError(.protocolError, "gnt-move/1: the importer chose chunk digest '\((name ?? "").prefix(40))', which this exporter did not offer")
+        guard let name else {
+            guard offered.contains(legacy) else {
+                throw BlockStreamError(.configuration, "the importer does not choose chunk digests (an older gnt-move) and uses \(legacy.rawValue), which --chunk-digest \(offered.map(\.rawValue).joined(separator: ",")) excludes")
+            }
+            return legacy
+        }
+        guard let algorithm = ChunkDigestAlgorithm(rawValue: name), offered.contains(algorithm) else {
+            throw BlockStreamError(.protocolError, "gnt-move/1: the importer chose chunk digest '\(name.prefix(40))', which this exporter did not offer")
         }
         return algorithm
     }
@@ -57,9 +63,7 @@ public enum ChunkDigestAlgorithm: String, Codable, CaseIterable, Sendable {
             var hasher = blake3_hasher()
             blake3_hasher_init(&hasher)
             blake3_hasher_update(&hasher, bytes.baseAddress, bytes.count)
-            var out = [UInt8](repeating: 0, count: 32)
-            out.withUnsafeMutableBytes { blake3_hasher_finalize(&hasher, $0.baseAddress?.assumingMemoryBound(to: UInt8.self), 32) }
-            return out
+            return RunningDigest.finalize(&hasher)
         }
     }
 
@@ -85,39 +89,50 @@ public enum ChunkDigestAlgorithm: String, Codable, CaseIterable, Sendable {
     }
 
     /// How a whole-disk digest is written: `blake3-chunks-1m:<hex>`.
-    func render(_ digest: [UInt8]) -> String { "\(rawValue)-chunks-1m:" + digest.map { String(format: "%02x", $0) }.joined() }
+    func render(_ digest: [UInt8]) -> String { "\(rawValue)-chunks-1m:" + Hex.encode(digest) }
 }
 
 /// SHA-256 or BLAKE3, fed piece by piece; one owner at a time.
 final class RunningDigest {
-    private let sha256: IncrementalDigest?
-    private let blake3: UnsafeMutablePointer<blake3_hasher>?
+    private enum State {
+        case sha256(IncrementalDigest)
+        case blake3(UnsafeMutablePointer<blake3_hasher>)
+    }
+
+    private let state: State
 
     init(_ algorithm: ChunkDigestAlgorithm) {
         switch algorithm {
         case .sha256:
-            sha256 = IncrementalDigest(.sha256)
-            blake3 = nil
+            state = .sha256(IncrementalDigest(.sha256))
         case .blake3:
-            sha256 = nil
             let hasher = UnsafeMutablePointer<blake3_hasher>.allocate(capacity: 1)
             blake3_hasher_init(hasher)
-            blake3 = hasher
+            state = .blake3(hasher)
         }
     }
 
-    deinit { blake3?.deallocate() }
+    deinit { if case .blake3(let hasher) = state { hasher.deallocate() } }
 
     func update(_ bytes: [UInt8]) {
-        if let sha256 { return sha256.update(bytes) }
-        bytes.withUnsafeBytes { blake3_hasher_update(blake3, $0.baseAddress, $0.count) }
+        switch state {
+        case .sha256(let digest): digest.update(bytes)
+        case .blake3(let hasher): bytes.withUnsafeBytes { blake3_hasher_update(hasher, $0.baseAddress, $0.count) }
+        }
     }
 
     /// The digest of everything so far; updating can go on.
     func snapshot() -> [UInt8] {
-        if let sha256 { return sha256.snapshot() }
+        switch state {
+        case .sha256(let digest): return digest.snapshot()
+        case .blake3(let hasher): return Self.finalize(hasher)
+        }
+    }
+
+    /// BLAKE3's 32-byte output; the hasher is left as it was.
+    static func finalize(_ hasher: UnsafePointer<blake3_hasher>) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: 32)
-        out.withUnsafeMutableBytes { blake3_hasher_finalize(blake3, $0.baseAddress?.assumingMemoryBound(to: UInt8.self), 32) }
+        out.withUnsafeMutableBytes { blake3_hasher_finalize(hasher, $0.baseAddress?.assumingMemoryBound(to: UInt8.self), 32) }
         return out
     }
 }
