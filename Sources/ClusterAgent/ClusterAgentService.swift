@@ -43,6 +43,8 @@ public final class ClusterAgentService: Sendable {
                                            stop: HostCommand(stop, timeout: config.effectiveStopCommandTimeout), status: status)
         case .fake:
             hypervisor = FakeHypervisor()
+        case .libvirt:
+            hypervisor = LibvirtHypervisor(config: config, scratchFolder: paths.crypto + "/libvirt")
         }
         if config.storageBackend == .block, let group = config.volumeGroup {
             storage = LVMStorage(volumeGroup: group, lvcreate: config.lvcreateCommand, lvremove: config.lvremoveCommand, vgFree: config.vgFreeCommand,
@@ -59,7 +61,7 @@ public final class ClusterAgentService: Sendable {
     }
 
     func isRunning(_ record: InstanceRecord) async throws -> Bool {
-        try await hypervisor.isRunning(record.name, recorded: record.adminState == "up" && record.lifecycle == "ready")
+        try await hypervisor.isRunning(record)
     }
 
     /// ``isRunning(_:)`` of each record, in order, at most `width` status commands at a time.
@@ -169,12 +171,12 @@ public final class ClusterAgentService: Sendable {
     func start(_ name: String) async throws {
         let record = try instance(name)
         guard record.lifecycle == "ready" else { throw AgentError.wrongState("Instance '\(name)' is being imported") }
-        try await hypervisor.start(name)
+        try await hypervisor.start(record)
         try database.update(name) { $0.adminState = "up" }
     }
 
     func stop(_ name: String) async throws {
-        try await hypervisor.stop(name)
+        try await hypervisor.stop(try instance(name))
         try database.update(name) { $0.adminState = "down" }
     }
 
@@ -193,11 +195,17 @@ public final class ClusterAgentService: Sendable {
         context?.log("Instance \(name) is confirmed off")
     }
 
-    /// Stops the instance, deletes its disks (files the agent holds; adopted block devices are
-    /// only forgotten) and its record.
+    /// Stops the instance, removes what the hypervisor holds of it (its libvirt domain: the one
+    /// of its UUID), deletes its disks (files the agent holds; adopted block devices are only
+    /// forgotten) and its record. An instance the driver still reports running keeps everything:
+    /// its disks are never deleted under a running guest.
     func remove(_ name: String, context: JobContext?) async throws {
+        try? await stop(name)
         let record = try instance(name)
-        try? await hypervisor.stop(name)
+        if try await isRunning(record) {
+            throw AgentError.wrongState("Instance '\(name)' is still running; nothing of it was removed")
+        }
+        try await hypervisor.undefine(record)
         for path in record.diskPaths {
             var info = stat()
             let isBlock = stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFBLK
@@ -214,14 +222,48 @@ public final class ClusterAgentService: Sendable {
     /// that another instance already holds (the same file or device, by any path) is refused:
     /// removing one instance would destroy the other's disk.
     public func adopt(spec: InstanceSpec, diskPaths: [String], running: Bool) async throws {
+        guard config.hypervisorDriver != .libvirt else {
+            throw AgentError.wrongInput("this agent's instances are libvirt domains: adopt one with --domain NAME (its disks and NICs are read from its definition)")
+        }
+        try await insertAdopted(spec: spec, diskPaths: diskPaths, running: running, uuid: nil)
+        if running { try await start(spec.name) }
+    }
+
+    /// `gnt-move agent add-instance --domain`: adopts an existing libvirt domain, its memory,
+    /// vCPUs, raw disks and NICs read from its definition, its state from libvirt. The record
+    /// takes the domain's UUID, by which the driver finds it from then on.
+    public func adoptDomain(_ domain: String, name: String?, os: String?, diskTemplate: String, tags: [String]) async throws -> InstanceRecord {
+        guard let libvirt = hypervisor as? LibvirtHypervisor else {
+            throw AgentError.wrongInput("--domain needs an agent whose hypervisor driver is libvirt (this one's is '\(config.hypervisorDriver)')")
+        }
+        let (description, running) = try await libvirt.describe(domain: domain)
+        let name = name ?? domain
+        if name != domain { try await libvirt.checkNameFree(name) }
+        var disks: [InstanceSpec.Disk] = []
+        for path in description.disks {
+            guard let bytes = try BlockSource(path: path).size else { throw AgentError.wrongInput("\(path): not a file or block device") }
+            disks.append(InstanceSpec.Disk(size: (bytes + (1 << 20) - 1) >> 20))
+        }
+        let spec = InstanceSpec(name: name, diskTemplate: diskTemplate, disks: disks, nics: description.nics, os: os, hypervisor: config.hypervisor.rawValue,
+                                beparams: ["maxmem": .int(Int(description.memoryMiB)), "minmem": .int(Int(description.memoryMiB)), "vcpus": .int(Int(description.vcpus))], tags: tags)
+        try await insertAdopted(spec: spec, diskPaths: description.disks, running: running, uuid: description.uuid)
+        return try instance(name)
+    }
+
+    private func insertAdopted(spec: InstanceSpec, diskPaths: [String], running: Bool, uuid: String?) async throws {
         guard diskPaths.count == spec.disks.count else {
             throw AgentError.wrongInput("\(spec.disks.count) disk sizes for \(diskPaths.count) disk paths")
         }
         try SpecValidation.check(spec)
         guard try database.instance(spec.name) == nil else { throw AgentError.exists("Instance '\(spec.name)' is already in the cluster") }
-        try DiskOwnership.checkUnowned(diskPaths, instances: try database.instances())
-        let resolved = MACAddresses.resolving(spec, taken: try database.instances())
-        try database.insert(InstanceRecord(spec: resolved, diskPaths: diskPaths, adminState: running ? "up" : "down"))
-        if running { try await hypervisor.start(spec.name) }
+        let instances = try database.instances()
+        if let uuid, let holder = instances.first(where: { $0.uuid == uuid }) {
+            throw AgentError.exists("the domain (UUID \(uuid)) is already the instance '\(holder.name)'")
+        }
+        try DiskOwnership.checkUnowned(diskPaths, instances: instances)
+        let resolved = MACAddresses.resolving(spec, taken: instances)
+        var record = InstanceRecord(spec: resolved, diskPaths: diskPaths, adminState: running ? "up" : "down")
+        if let uuid { record.uuid = uuid }
+        try database.insert(record)
     }
 }

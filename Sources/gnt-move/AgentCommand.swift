@@ -28,13 +28,19 @@ struct AgentCommand: AsyncParsableCommand {
         @Option(name: .customLong("password-file"), help: ArgumentHelp("The user's password (with no --user: the 'gnt-move' user's).", valueName: "FILE"))
         var passwordFile: String?
         @Option(name: .customLong("hypervisor-driver"),
-                help: "How instances are started and stopped: 'command' (the --start/--stop/--status-command) or 'fake' (demos and tests: no VM runs).")
+                help: "How instances are started and stopped: 'libvirt' (libvirt domains, through virsh), 'command' (the --start/--stop/--status-command) or 'fake' (demos and tests: no VM runs).")
         var hypervisorDriver: AgentConfig.HypervisorDriverKind
         @Option(help: "The hypervisor the cluster's instances run under, as Ganeti names it: a move keeps it, so both ends must agree.")
         var hypervisor = AgentConfig.Hypervisor.kvm
         @Option(name: .customLong("start-command"), help: "command driver: starts an instance (%s is its name).") var startCommand: String?
         @Option(name: .customLong("stop-command"), help: "command driver: stops an instance (%s is its name).") var stopCommand: String?
         @Option(name: .customLong("status-command"), help: "command driver: exits 0 only while the instance runs (%s is its name).") var statusCommand: String?
+        @Option(name: .customLong("libvirt-uri"), help: "libvirt driver: the connection URI (default: qemu:///system).") var libvirtURI: String?
+        @Option(name: .customLong("libvirt-domain-type"), help: "libvirt driver: the type of the domains a move defines: kvm, or qemu for software emulation (default: kvm).")
+        var libvirtDomainType: AgentConfig.LibvirtDomainType?
+        @Option(name: .customLong("force-stop-after"),
+                help: ArgumentHelp("libvirt driver: force a domain off (virsh destroy) this many seconds after an ACPI shutdown it ignored (default: never; the stop fails).", valueName: "SECONDS"))
+        var forceStopAfter: Double?
         @Flag(name: .customLong("require-signed-spec"), help: "Refuse remote imports without a signed instance spec (every source is a gnt-move agent).")
         var requireSignedSpec = false
 
@@ -43,6 +49,7 @@ struct AgentCommand: AsyncParsableCommand {
             options.startCommand = startCommand
             options.stopCommand = stopCommand
             options.statusCommand = statusCommand
+            (options.libvirtURI, options.libvirtDomainType, options.forceStopAfter) = (libvirtURI, libvirtDomainType, forceStopAfter)
             options.requireSignedSpec = requireSignedSpec
             options.hypervisor = hypervisor
             options.port = port
@@ -84,13 +91,15 @@ struct AgentCommand: AsyncParsableCommand {
     struct AddInstance: AsyncReportingCommand {
         static let configuration = CommandConfiguration(
             commandName: "add-instance",
-            abstract: "Adopt existing image files or block devices as an instance.")
+            abstract: "Adopt a libvirt domain, or existing image files or block devices, as an instance.")
 
         @Option(help: "Agent directory (made by 'agent init').") var dir = AgentPaths.defaultRoot
-        @Argument(help: "Name of the new instance.") var name: String
-        @Option(help: ArgumentHelp("A disk image or device, in order (repeat for more disks).", valueName: "PATH")) var disk: [String]
-        @Option(help: "Memory in MiB.") var memory = 512
-        @Option(help: "Virtual CPUs.") var vcpus = 1
+        @Argument(help: "Name of the new instance (with --domain: default the domain's name).") var name: String?
+        @Option(help: ArgumentHelp("libvirt driver: adopt this domain; its memory, vCPUs, raw disks, NICs and state are read from libvirt.", valueName: "NAME"))
+        var domain: String?
+        @Option(help: ArgumentHelp("A disk image or device, in order (repeat for more disks).", valueName: "PATH")) var disk: [String] = []
+        @Option(help: "Memory in MiB (default: 512).") var memory: Int?
+        @Option(help: "Virtual CPUs (default: 1).") var vcpus: Int?
         @Option(help: ArgumentHelp("A NIC as key=value pairs: mac=…,ip=…,mode=…,link=…,vlan=…,network=…,name=… (repeat).", valueName: "SPEC"))
         var nic: [String] = []
         @Option(help: "OS definition (default: none, raw disk copy).") var os: String?
@@ -99,8 +108,25 @@ struct AgentCommand: AsyncParsableCommand {
         @Option(help: "An instance tag (repeat for more).") var tag: [String] = []
         @Flag(help: "Record the instance as running and start it (default: stopped).") var running = false
 
+        func validate() throws {
+            if domain != nil {
+                if !disk.isEmpty || !nic.isEmpty || running || hypervisor != nil || memory != nil || vcpus != nil {
+                    throw ValidationError("--domain reads disks, NICs, memory, vCPUs and the state from libvirt: --disk, --nic, --memory, --vcpus, --hypervisor and --running do not apply")
+                }
+            } else {
+                if name == nil { throw ValidationError("Missing expected argument '<name>' (or --domain)") }
+                if disk.isEmpty { throw ValidationError("Missing expected argument '--disk <path>' (or --domain)") }
+            }
+        }
+
         func execute() async throws {
             let service = try ClusterAgentService(paths: AgentPaths(root: dir))
+            if let domain {
+                let record = try await service.adoptDomain(domain, name: name, os: os, diskTemplate: diskTemplate, tags: tag)
+                print("domain \(domain) adopted as instance \(record.name) with \(record.diskPaths.count) disk(s) (UUID \(record.uuid))")
+                return
+            }
+            guard let name else { throw CLIError("an instance name is needed") }
             var disks: [InstanceSpec.Disk] = []
             for path in disk {
                 let source = try BlockSource(path: path)
@@ -109,7 +135,7 @@ struct AgentCommand: AsyncParsableCommand {
             }
             let nics = try nic.map(Self.parseNIC)
             let spec = InstanceSpec(name: name, diskTemplate: diskTemplate, disks: disks, nics: nics, os: os, hypervisor: hypervisor ?? service.config.hypervisor.rawValue,
-                                    beparams: ["maxmem": .int(memory), "minmem": .int(memory), "vcpus": .int(vcpus)], tags: tag)
+                                    beparams: ["maxmem": .int(memory ?? 512), "minmem": .int(memory ?? 512), "vcpus": .int(vcpus ?? 1)], tags: tag)
             try await service.adopt(spec: spec, diskPaths: disk.map { URL(fileURLWithPath: $0).standardizedFileURL.path }, running: running)
             print("instance \(name) adopted with \(disks.count) disk(s)")
         }

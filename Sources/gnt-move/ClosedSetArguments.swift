@@ -12,6 +12,7 @@ extension ImportExportOptions.StreamProtocol: ExpressibleByArgument {}
 extension ChunkDigestAlgorithm: ExpressibleByArgument {}
 extension AgentConfig.HypervisorDriverKind: ExpressibleByArgument {}
 extension AgentConfig.Hypervisor: ExpressibleByArgument {}
+extension AgentConfig.LibvirtDomainType: ExpressibleByArgument {}
 
 /// `--ipv4` or `--ipv6`, exclusive; the flags are named by ``AddressFamily``'s raw values.
 extension AddressFamily: EnumerableFlag {

@@ -136,20 +136,26 @@ final class HostCommandTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: marks, withIntermediateDirectories: true)
         let driver = CommandHypervisor(start: HostCommand("touch \(marks)/%s", timeout: 30), stop: HostCommand("rm -f \(marks)/%s", timeout: 30),
                                        status: HostCommand("test -e \(marks)/%s", timeout: 30))
-        let off = try await driver.isRunning("vm 1", recorded: true)
+        // The status command decides, whatever the agent recorded.
+        func vm1(up: Bool) -> InstanceRecord {
+            InstanceRecord(spec: InstanceSpec(name: "vm 1", diskTemplate: "file", disks: [], nics: [], os: nil, hypervisor: "kvm"), diskPaths: [],
+                           adminState: up ? "up" : "down")
+        }
+        let off = try await driver.isRunning(vm1(up: true))
         XCTAssertFalse(off)
-        try await driver.start("vm 1")
-        let on = try await driver.isRunning("vm 1", recorded: false)
+        try await driver.start(vm1(up: false))
+        let on = try await driver.isRunning(vm1(up: false))
         XCTAssertTrue(on)
-        try await driver.stop("vm 1")
-        let offAgain = try await driver.isRunning("vm 1", recorded: true)
+        try await driver.stop(vm1(up: true))
+        let offAgain = try await driver.isRunning(vm1(up: true))
         XCTAssertFalse(offAgain)
 
         // A status command that does not answer is not "off": the driver cannot tell.
         let hanging = CommandHypervisor(start: HostCommand("true", timeout: 30), stop: HostCommand("true", timeout: 30),
                                         status: HostCommand("sleep 30", timeout: 1))
         do {
-            _ = try await hanging.isRunning("vm1", recorded: false)
+            _ = try await hanging.isRunning(InstanceRecord(spec: InstanceSpec(name: "vm1", diskTemplate: "file", disks: [], nics: [], os: nil, hypervisor: "kvm"),
+                                                           diskPaths: [], adminState: "down"))
             XCTFail("a status command past its timeout answered")
         } catch let error as HostCommand.TimedOut {
             XCTAssertEqual("\(error)", "command 'sleep 30' for vm1 did not finish within 1 s; stopped it")

@@ -53,6 +53,14 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     /// before the transfer fails (the exporter reconnects and continues from the importer's
     /// journal). Default 120 s.
     public var transferReconnectWindow: Double?
+    /// libvirt driver: the connection URI (default `qemu:///system`).
+    public var libvirtURI: String?
+    /// libvirt driver: the domain type of the domains the agent defines, `kvm` (default) or
+    /// `qemu` (TCG, no hardware virtualization).
+    public var libvirtDomainType: LibvirtDomainType?
+    /// libvirt driver: seconds after an ACPI shutdown at which a domain still running is forced
+    /// off (`virsh destroy`). Unset: never forced; the stop fails after `stopCommandTimeout`.
+    public var forceStopAfter: Double?
 
     /// Every key of `agent.json`; any other key fails when the file is loaded, naming it.
     /// Spelled out so that the keys can be listed: a case that names no property does not
@@ -64,6 +72,7 @@ public struct AgentConfig: Codable, Sendable, Equatable {
         case requireSignedSpec, overridePolicy, stopTimeout
         case startCommandTimeout, stopCommandTimeout, statusCommandTimeout, storageCommandTimeout, renameScriptTimeout
         case transferReconnectWindow
+        case libvirtURI, libvirtDomainType, forceStopAfter
     }
 
     /// A new name, NIC mapping and memory/CPU sizing are what a move legitimately changes;
@@ -77,6 +86,7 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     public var effectiveStorageCommandTimeout: Double { storageCommandTimeout ?? 120 }
     public var effectiveRenameScriptTimeout: Double { renameScriptTimeout ?? 600 }
     public var effectiveTransferReconnectWindow: Double { transferReconnectWindow ?? 120 }
+    public var effectiveLibvirtURI: String { libvirtURI ?? "qemu:///system" }
 
     public init(clusterName: String, nodeName: String, bindAddress: String = "0.0.0.0", port: Int = 5080,
                 dataAddress: String = "127.0.0.1") {
@@ -176,12 +186,21 @@ extension AgentConfig {
             ("stopTimeout", stopTimeout), ("startCommandTimeout", startCommandTimeout), ("stopCommandTimeout", stopCommandTimeout),
             ("statusCommandTimeout", statusCommandTimeout), ("storageCommandTimeout", storageCommandTimeout),
             ("renameScriptTimeout", renameScriptTimeout), ("transferReconnectWindow", transferReconnectWindow),
+            ("forceStopAfter", forceStopAfter),
         ]
         for case let (key, seconds?) in timeouts where !(seconds > 0 && seconds <= 86_400) {
             throw refuse(key, "is \(HostCommand.seconds(seconds)); expected seconds above 0, at most 86400")
         }
         if hypervisorDriver == .command, startCommand == nil || stopCommand == nil || statusCommand == nil {
             throw refuse("hypervisorDriver", "is 'command', which needs startCommand, stopCommand and statusCommand (the status command must exit 0 only while the instance runs)")
+        }
+        if hypervisorDriver != .libvirt {
+            for (key, set) in [("libvirtURI", libvirtURI != nil), ("libvirtDomainType", libvirtDomainType != nil), ("forceStopAfter", forceStopAfter != nil)] where set {
+                throw refuse(key, "applies to the libvirt hypervisor driver only (hypervisorDriver is '\(hypervisorDriver)')")
+            }
+        }
+        if let libvirtURI, libvirtURI.isEmpty || libvirtURI.contains(where: { $0.isWhitespace || $0.isNewline }) || !libvirtURI.contains(":") {
+            throw refuse("libvirtURI", "is '\(libvirtURI)'; expected a libvirt connection URI such as qemu:///system")
         }
     }
 }

@@ -21,9 +21,16 @@ extension AgentConfigChoice {
 
 extension AgentConfig {
     /// How instances are started and stopped. `fake` only records state (demos and tests);
-    /// `command` runs the start/stop/status commands.
+    /// `command` runs the start/stop/status commands; `libvirt` keeps each instance as a libvirt
+    /// domain (through `virsh`).
     public enum HypervisorDriverKind: String, AgentConfigChoice {
-        case fake, command
+        case fake, command, libvirt
+    }
+
+    /// The `type` of the libvirt domains the agent defines: `kvm` needs /dev/kvm, `qemu` is
+    /// software emulation (TCG).
+    public enum LibvirtDomainType: String, AgentConfigChoice {
+        case kvm, qemu
     }
 
     /// Where disks live: `file` (sparse images in DIR/disks) or `block` (device paths; LVM

@@ -21,6 +21,10 @@ public enum AgentInitializer {
         public var startCommand: String?
         public var stopCommand: String?
         public var statusCommand: String?
+        /// libvirt driver: connection URI, domain type, forced stop (see ``AgentConfig``).
+        public var libvirtURI: String?
+        public var libvirtDomainType: AgentConfig.LibvirtDomainType?
+        public var forceStopAfter: Double?
         public var requireSignedSpec = false
         /// The hypervisor the cluster's instances are reported under (Ganeti's name).
         public var hypervisor = AgentConfig.Hypervisor.kvm
@@ -47,6 +51,7 @@ public enum AgentInitializer {
         draft.hypervisorDriver = options.hypervisorDriver
         draft.hypervisor = options.hypervisor
         (draft.startCommand, draft.stopCommand, draft.statusCommand) = (options.startCommand, options.stopCommand, options.statusCommand)
+        (draft.libvirtURI, draft.libvirtDomainType, draft.forceStopAfter) = (options.libvirtURI, options.libvirtDomainType, options.forceStopAfter)
         try draft.validate(path: "--hypervisor-driver")
         var secretText: String?
         if let source = options.secretFile {
@@ -63,8 +68,12 @@ public enum AgentInitializer {
             password = SecureRandom.hex(byteCount: 16)
             userLine = UsersFile.line(user: "gnt-move", password: password ?? "", options: ["write"])
         }
+        // QEMU, started by libvirt as its own user, opens disk images by path: with the libvirt
+        // driver the agent's folder and its disks folder can be traversed (not listed) by others.
+        let traversable = options.hypervisorDriver == .libvirt ? [paths.root, paths.disks] : []
         for folder in [paths.root, paths.disks, paths.crypto, paths.importExport] {
             try files.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            if traversable.contains(folder) { chmod(folder, 0o711) }
         }
         try ClusterDomainSecret.write(to: paths.secret, text: secretText, force: false)
         try writeRAPICertificate(paths.rapiPEM, hostName: options.nodeName)
@@ -81,6 +90,7 @@ public enum AgentInitializer {
         config.startCommand = options.startCommand
         config.stopCommand = options.stopCommand
         config.statusCommand = options.statusCommand
+        (config.libvirtURI, config.libvirtDomainType, config.forceStopAfter) = (options.libvirtURI, options.libvirtDomainType, options.forceStopAfter)
         if options.requireSignedSpec { config.requireSignedSpec = true }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

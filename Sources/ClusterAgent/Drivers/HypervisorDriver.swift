@@ -1,20 +1,42 @@
 import Foundation
 
 /// Starts and stops instances. `fake` only records the state (tests, file-only hosts);
-/// `command` runs the configured commands with `%s` replaced by the instance name (e.g. virsh).
+/// `command` runs the configured commands with `%s` replaced by the instance name (e.g. virsh);
+/// `libvirt` keeps each instance as a libvirt domain (``LibvirtHypervisor``).
+///
+/// Every call names the instance's record: a driver that holds something of its own for an
+/// instance (a libvirt domain) finds it by the record's UUID, never by name alone, so that it
+/// never acts on something of the same name that is not the instance's.
 public protocol HypervisorDriver: Sendable {
-    func start(_ instance: String) async throws
-    func stop(_ instance: String) async throws
-    /// Whether the instance runs; `recorded` is what the agent's state says. Throws when the
-    /// driver cannot tell (its status command timed out or could not be started).
-    func isRunning(_ instance: String, recorded: Bool) async throws -> Bool
+    func start(_ instance: InstanceRecord) async throws
+    /// Stops the instance; returns once the driver knows it is off, or throws.
+    func stop(_ instance: InstanceRecord) async throws
+    /// Whether the instance runs. Throws when the driver cannot tell (its status command timed
+    /// out or could not be started).
+    func isRunning(_ instance: InstanceRecord) async throws -> Bool
+    /// Throws when the hypervisor already holds something named `name` that no instance of the
+    /// agent owns (checked before an instance is created, and in a dry run).
+    func checkNameFree(_ name: String) async throws
+    /// Registers a complete instance with the hypervisor (its disks are written): libvirt defines
+    /// its domain. Called once, before the instance is first started.
+    func define(_ instance: InstanceRecord) async throws
+    /// Removes what ``define(_:)`` or an adoption registered, if it is the instance's own; the
+    /// instance is off.
+    func undefine(_ instance: InstanceRecord) async throws
+}
+
+extension HypervisorDriver {
+    public func checkNameFree(_ name: String) async throws {}
+    public func define(_ instance: InstanceRecord) async throws {}
+    public func undefine(_ instance: InstanceRecord) async throws {}
 }
 
 public struct FakeHypervisor: HypervisorDriver {
     public init() {}
-    public func start(_ instance: String) async throws {}
-    public func stop(_ instance: String) async throws {}
-    public func isRunning(_ instance: String, recorded: Bool) async throws -> Bool { recorded }
+    public func start(_ instance: InstanceRecord) async throws {}
+    public func stop(_ instance: InstanceRecord) async throws {}
+    /// What the agent's state says: up and complete.
+    public func isRunning(_ instance: InstanceRecord) async throws -> Bool { instance.adminState == "up" && instance.lifecycle == "ready" }
 }
 
 /// The configured start, stop and status commands (``HostCommand``), each with its timeout. The
@@ -30,13 +52,13 @@ public struct CommandHypervisor: HypervisorDriver {
         statusCommand = status
     }
 
-    public func start(_ instance: String) async throws { try await startCommand.run(instance) }
-    public func stop(_ instance: String) async throws { try await stopCommand.run(instance) }
-    public func isRunning(_ instance: String, recorded: Bool) async throws -> Bool {
-        guard let statusCommand else { return recorded }
-        let outcome = try await statusCommand.execute(instance)
+    public func start(_ instance: InstanceRecord) async throws { try await startCommand.run(instance.name) }
+    public func stop(_ instance: InstanceRecord) async throws { try await stopCommand.run(instance.name) }
+    public func isRunning(_ instance: InstanceRecord) async throws -> Bool {
+        guard let statusCommand else { return try await FakeHypervisor().isRunning(instance) }
+        let outcome = try await statusCommand.execute(instance.name)
         if let signal = outcome.signal {
-            throw AgentError.execution("command '\(statusCommand.template)' for \(instance) was ended by signal \(signal); the state of \(instance) is unknown")
+            throw AgentError.execution("command '\(statusCommand.template)' for \(instance.name) was ended by signal \(signal); the state of \(instance.name) is unknown")
         }
         return outcome.succeeded
     }

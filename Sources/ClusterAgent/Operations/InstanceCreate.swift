@@ -84,6 +84,7 @@ extension ClusterAgentService {
     /// node known, space free.
     func checkPlacement(_ spec: InstanceSpec, body: JSONValue) async throws {
         guard try database.instance(spec.name) == nil else { throw AgentError.exists("Instance '\(spec.name)' is already in the cluster") }
+        try await hypervisor.checkNameFree(spec.name)
         guard config.enabledDiskTemplates.contains(spec.diskTemplate) else {
             throw AgentError.wrongInput("Disk template '\(spec.diskTemplate)' is not enabled in cluster (enabled: \(config.enabledDiskTemplates.joined(separator: ", ")))")
         }
@@ -132,9 +133,23 @@ extension ClusterAgentService {
         return try instance(spec.name)
     }
 
+    /// Defines the complete instance with the hypervisor, then marks it ready; a failure removes
+    /// the instance and what the hypervisor holds of it (a domain of its UUID: only the agent's).
+    func register(_ record: InstanceRecord, context: JobContext) async throws {
+        do {
+            try await hypervisor.define(record)
+        } catch {
+            try? await remove(record.name, context: nil)
+            throw error
+        }
+        if config.hypervisorDriver == .libvirt { context.log("Defined libvirt domain \(record.name) (UUID \(record.uuid))") }
+        try database.update(record.name) { $0.lifecycle = "ready" }
+    }
+
     func create(body: JSONValue, name: String, context: JobContext) async throws -> JSONValue {
         let spec = try await validateCreation(body: body, name: name)
-        _ = try await materialize(spec, lifecycle: "ready", context: context)
+        let record = try await materialize(spec, lifecycle: InstanceLifecycle.creating.rawValue, context: context)
+        try await register(record, context: context)
         if body["start"]?.boolValue ?? true {
             context.log("* starting instance...")
             try await start(name)
@@ -250,7 +265,7 @@ extension ClusterAgentService {
         daemons.forEach { $0.removeFolder() }
         try await osScripts.renameIfNeeded(spec: spec, oldName: sourceName, diskPaths: record.diskPaths, timeout: config.effectiveRenameScriptTimeout,
                                            context: context)
-        try database.update(name) { $0.lifecycle = "ready" }
+        try await register(record, context: context)
         if body["start"]?.boolValue ?? false {
             context.log("* starting instance...")
             try await start(name)
