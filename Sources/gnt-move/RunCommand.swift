@@ -42,6 +42,10 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let coordinator = Coordinator(store: store, emit: printer.print)
+        if request.preflight {
+            // The plan and the checks of each move, instead of the moves.
+            return try await PreflightOutput(json: true).run(coordinator, request.moves, parallel: request.parallel)
+        }
         let results = await coordinator.runAll(request.moves, parallel: request.parallel)
         MoveCommand.reportUnstarted(results)
         if results.contains(where: { $0.state != .done }) { throw ExitCode(1) }
@@ -82,6 +86,11 @@ struct BatchCommand: AsyncParsableCommand {
         do { store = try options.store() } catch {
             Console.error("gnt-move: \(error)")
             throw ExitCode(1)
+        }
+        if request.preflight {
+            // Checks only: nothing is recorded, so no lock is needed.
+            let coordinator = Coordinator(store: store, emit: { _ in })
+            return try await PreflightOutput(json: false, failuresOnly: quiet).run(coordinator, request.moves, parallel: request.parallel)
         }
         guard let lock = BatchLock(path: store.directory + "/batch.lock") else {
             Console.error("gnt-move: another batch holds \(store.directory)/batch.lock")

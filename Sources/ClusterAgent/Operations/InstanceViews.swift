@@ -55,7 +55,8 @@ enum InstanceViews {
         ])
     }
 
-    static func queryData(_ record: InstanceRecord, node: String) -> JSONValue {
+    /// `volumeGroup`: the LVM volume group the agent's disks live in (nil for file storage).
+    static func queryData(_ record: InstanceRecord, node: String, volumeGroup: String? = nil) -> JSONValue {
         let spec = record.spec
         return .object([
             "name": .string(record.name),
@@ -79,6 +80,7 @@ enum InstanceViews {
                     "drbd_info": .null, "pstatus": .null, "sstatus": .null, "children": .array([]),
                     "mode": .string(disk.mode), "size": .int64(disk.size), "spindles": .null,
                     "name": disk.name.map(JSONValue.string) ?? .null, "uuid": .string("\(record.uuid)-disk\(index)"),
+                    "vg": volumeGroup.map(JSONValue.string) ?? .null,
                 ])
             }),
             "network_port": .null,
