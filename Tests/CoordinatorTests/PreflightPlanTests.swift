@@ -202,4 +202,22 @@ final class PreflightPlanTests: XCTestCase {
         XCTAssertTrue(run.stdout.contains("moves[0]: 'bridge_map' bridge '../x' is not a valid"), run.stdout)
         try await assertUnchanged(before, "bad maps")
     }
+
+    /// `--storage-map` sends a disk's volume group as Ganeti's `vg`: a file-backed agent has none
+    /// and refuses it before creating anything; without `vg` the same request passes.
+    func testAFileAgentRefusesAVolumeGroup() async throws {
+        let client = try destination.client()
+        var body = try JSONValue(parsing: #"{"__version__": 1, "mode": "create", "name": "vgtest", "disk_template": "file", "disks": [{"size": 1, "vg": "fastvg"}], "hypervisor": "kvm"}"#)
+        do {
+            _ = try await client.pollJob(try await client.createInstance(body, dryRun: true))
+            XCTFail("a volume group on a file agent must be refused")
+        } catch let error as RAPIJobError {
+            XCTAssertEqual(error.ecode, "wrong_input", error.description)
+            XCTAssertTrue(error.message.contains("disks[0].vg: this cluster has no volume group (its disks are files in"), error.message)
+        }
+        body = try JSONValue(parsing: #"{"__version__": 1, "mode": "create", "name": "vgtest", "disk_template": "file", "disks": [{"size": 1}], "hypervisor": "kvm"}"#)
+        _ = try await client.pollJob(try await client.createInstance(body, dryRun: true))
+        let instances = try await client.request(.GET, "/2/instances")
+        XCTAssertEqual(instances, .array([]), "dry runs create nothing")
+    }
 }

@@ -130,7 +130,7 @@ extension Coordinator {
         }
         // The shared secret, the name and the space: the destination checks a real request in
         // dry-run mode, with a handshake and certificate the source made for it.
-        _ = await check("secret, name and space (destination dry run)") {
+        let accepted = await check("secret, name and space (destination dry run)") {
             let prepared = try await source.pollJob(try await source.prepareExport(request.instance))
             do {
                 try await dryRun(prepared)
@@ -141,8 +141,13 @@ extension Coordinator {
             await discardKey(prepared, on: source)
             return "the destination accepts \(request.targetName): same cluster domain secret, name free, enough space"
         }
+        // The destination's own resolver decides: a Ganeti dry run resolves the source's name, so
+        // a name that resolves there but not here is only worth a look.
+        if accepted, let index = checks.firstIndex(where: { $0.name == Self.resolvableCheckName && !$0.passed }) {
+            checks[index] = Check(name: Self.resolvableCheckName, passed: true,
+                                  detail: "\(request.instance) does not resolve here, but the destination resolved it in its dry run", warning: true)
+        }
         return checks
-
     }
 
     /// Whether the source can reach the address the destination's import daemons publish: a

@@ -53,8 +53,10 @@ extension Coordinator {
     }
 
     /// A Ganeti destination resolves `source_instance_name` (as the resolver here does).
+    static let resolvableCheckName = "source name resolvable"
+
     static func resolvableCheck(_ instance: String) -> Check {
-        let name = "source name resolvable"
+        let name = resolvableCheckName
         let addresses = HostIdentity.addresses(of: instance)
         guard !addresses.isEmpty else {
             return Check(name: name, passed: false,
