@@ -9,7 +9,8 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
         The request carries the fields of 'move', named after its long options in snake_case (see \
         schemas/run-request.schema.json; events: schemas/run-event.schema.json); its state_dir is \
-        used when --state-dir is not given. \(ExitCodes.pointer)
+        used when --state-dir is not given. With "preflight": true, each move's plan and checks are \
+        emitted (preflight-plan, preflight) instead of moving, as 'move --preflight'. \(ExitCodes.pointer)
         """)
 
     @OptionGroup var state: StateDirectoryOption
