@@ -111,7 +111,8 @@ public final class ClusterAgentService: Sendable {
         try jobs.submit(op: .object(["OP_ID": .string("OP_INSTANCE_QUERY_DATA"), "instances": .array([.string(name)]), "static": .bool(true)]),
                         summary: "INSTANCE_QUERY_DATA") { [self] _ in
             let record = try instance(name)
-            return .object([name: InstanceViews.queryData(record, node: config.nodeName)])
+            let volumeGroup = config.storageBackend == .block ? config.volumeGroup : nil
+            return .object([name: InstanceViews.queryData(record, node: config.nodeName, volumeGroup: volumeGroup)])
         }
     }
 

@@ -142,9 +142,16 @@ struct MoveCommand: AsyncParsableCommand {
     var osParameters: String?
     @Option(name: .customLong("net"), help: "NIC override idx:key=value,… with keys name, mac, ip, mode, link, vlan, network (mac=generate: a new address; an empty value clears a field; single instance; repeatable).")
     var net: [String] = []
+    @Option(name: .customLong("storage-map"),
+            help: ArgumentHelp("Where disks land: a disk in volume group OLD goes to volume group NEW (sent as Ganeti's disk parameter vg); template:OLD=NEW maps the disk template (e.g. template:plain=file; must agree with --dest-disk-template). Repeatable.",
+                               valueName: "OLD=NEW"))
+    var storageMap: [String] = []
+    @Option(name: .customLong("bridge-map"),
+            help: ArgumentHelp("Every NIC whose link (bridge) is OLD gets link NEW on the destination; other NICs keep theirs. Repeatable.", valueName: "OLD=NEW"))
+    var bridgeMap: [String] = []
     @Flag(inversion: .prefixedNo, help: "Start the instance on the destination (default: if it ran on the source).") var start: Bool?
     @Flag(help: "JSON-lines events on stdout.") var json = false
-    @Flag(help: "Check both clusters, credentials, the shared secret (a handshake round trip), names and space; move nothing.")
+    @Flag(help: "Show the plan (each disk's size and destination, compression, stream, node, name, what happens to the source), then check both clusters, credentials, the shared secret (a handshake round trip), OS, hypervisor, names and space; move nothing.")
     var preflight = false
     @Option(help: "Give up a move (and clean up) after this many seconds (default: no limit).") var timeout: Double?
     @Flag(help: "Warm move: copy the disks while the source runs, then stop it and send only the chunks that changed (both clusters must be gnt-move agents with gnt-move-warm-v1).")
@@ -175,6 +182,11 @@ struct MoveCommand: AsyncParsableCommand {
         for override in net {
             do { _ = try Self.nicOverride(override) } catch { throw ValidationError("\(error)") }
         }
+        do {
+            let storage = try ResourceMaps.parse(storageMap, .storage)
+            _ = try ResourceMaps.parse(bridgeMap, .bridge)
+            try ResourceMaps.checkAgreement(storage, diskTemplate: destDiskTemplate)
+        } catch { throw ValidationError("\(error)") }
         for (option, text) in [("-H", hypervisorParameters), ("-B", backendParameters), ("-O", osParameters)] {
             do { _ = try Self.parameters(text) } catch { throw ValidationError("\(option): \(error)") }
         }
@@ -210,6 +222,8 @@ struct MoveCommand: AsyncParsableCommand {
                 request.opportunisticDelay = opportunisticDelay
                 request.warm = warm
                 request.warmPasses = warmPasses
+                request.storageMap = try ResourceMaps.parse(storageMap, .storage)
+                request.bridgeMap = try ResourceMaps.parse(bridgeMap, .bridge)
                 request.hvparams = try Self.parameters(hypervisorParameters)
                 request.beparams = try Self.parameters(backendParameters)
                 request.osparams = try Self.parameters(osParameters)
@@ -220,20 +234,7 @@ struct MoveCommand: AsyncParsableCommand {
                 requests.append(request)
             }
             if preflight {
-                var failed = false
-                for request in requests {
-                    let checks = await coordinator.preflight(request)
-                    for check in checks {
-                        if json {
-                            Console.json(.object(["event": .string("preflight"), "instance": .string(request.instance), "check": .string(check.name),
-                                                  "passed": .bool(check.passed), "warning": .bool(check.warning), "detail": .string(check.detail)]))
-                        } else {
-                            print("\(request.instance): \(check.passed ? (check.warning ? "WARN" : "ok  ") : "FAIL") \(check.name): \(check.detail)")
-                        }
-                    }
-                    failed = failed || checks.contains { !$0.passed }
-                }
-                if failed { throw ExitCode(1) }
+                try await PreflightOutput(json: json).run(coordinator, requests, parallel: parallel)
                 return
             }
             let results = await coordinator.runAll(requests, parallel: parallel)

@@ -9,7 +9,8 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
         The request carries the fields of 'move', named after its long options in snake_case (see \
         schemas/run-request.schema.json; events: schemas/run-event.schema.json); its state_dir is \
-        used when --state-dir is not given. \(ExitCodes.pointer)
+        used when --state-dir is not given. With "preflight": true, each move's plan and checks are \
+        emitted (preflight-plan, preflight) instead of moving, as 'move --preflight'. \(ExitCodes.pointer)
         """)
 
     @OptionGroup var state: StateDirectoryOption
@@ -42,6 +43,10 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let coordinator = Coordinator(store: store, emit: printer.print)
+        if request.preflight {
+            // The plan and the checks of each move, instead of the moves.
+            return try await PreflightOutput(json: true).run(coordinator, request.moves, parallel: request.parallel)
+        }
         let results = await coordinator.runAll(request.moves, parallel: request.parallel)
         MoveCommand.reportUnstarted(results)
         if results.contains(where: { $0.state != .done }) { throw ExitCode(1) }
@@ -82,6 +87,11 @@ struct BatchCommand: AsyncParsableCommand {
         do { store = try options.store() } catch {
             Console.error("gnt-move: \(error)")
             throw ExitCode(1)
+        }
+        if request.preflight {
+            // Checks only: nothing is recorded, so no lock is needed.
+            let coordinator = Coordinator(store: store, emit: { _ in })
+            return try await PreflightOutput(json: false, failuresOnly: quiet).run(coordinator, request.moves, parallel: request.parallel)
         }
         guard let lock = BatchLock(path: store.directory + "/batch.lock") else {
             Console.error("gnt-move: another batch holds \(store.directory)/batch.lock")

@@ -27,6 +27,8 @@ final class MoveRequestCodingTests: XCTestCase {
         request.timeout = 3600.5
         request.opportunisticTries = 3
         request.opportunisticDelay = 12
+        request.storageMap = ["xenvg": "fastvg", "template:drbd": "plain"]
+        request.bridgeMap = ["br0": "br9"]
         return request
     }
 
@@ -39,6 +41,56 @@ final class MoveRequestCodingTests: XCTestCase {
         XCTAssertNil(json["source"]?["password"], "a password is never stored")
         let back = try JSONValueDecoder().decode(MoveRequest.self, from: try JSONValue(parsing: json.serialized))
         XCTAssertEqual(back, request)
+    }
+
+    /// A record stored before the maps existed has neither key: it decodes with empty maps.
+    func testARecordWithoutMapsStillDecodes() throws {
+        var stored = try JSONValueEncoder().encode(fullRequest()).objectValue ?? [:]
+        XCTAssertEqual(stored["storage_map"], .object(["xenvg": .string("fastvg"), "template:drbd": .string("plain")]))
+        XCTAssertEqual(stored["bridge_map"], .object(["br0": .string("br9")]))
+        stored.removeValue(forKey: "storage_map")
+        stored.removeValue(forKey: "bridge_map")
+        let old = try JSONValueDecoder().decode(MoveRequest.self, from: .object(stored))
+        XCTAssertEqual(old.storageMap, [:])
+        XCTAssertEqual(old.bridgeMap, [:])
+        XCTAssertNil(try JSONValueEncoder().encode(old)["storage_map"], "empty maps are not stored")
+    }
+
+    /// A Ganeti source's instance data: the maps give each disk its volume group and the
+    /// template, the NICs their links, and the plan says so (a Ganeti end: Ganeti's stream).
+    func testMapsApplyToAGanetiSpecAndThePlanShowsThem() throws {
+        let spec = try JSONValue(parsing: #"""
+        {"name": "web1", "disk_template": "drbd", "os": "debootstrap+default", "hypervisor": "kvm", "config_state": "down",
+         "disks": [{"size": 1024, "mode": "rw", "dev_type": "drbd", "children": [{"dev_type": "plain", "logical_id": ["xenvg", "a.disk0_data"]}]},
+                   {"size": 512, "mode": "rw", "dev_type": "drbd", "children": [{"dev_type": "plain", "logical_id": ["slowvg", "a.disk1_data"]}]}],
+         "nics": [["n0", "u0", null, "aa:00:00:00:00:01", "bridged", "br0", "", null, null], ["n1", "u1", null, "aa:00:00:00:00:02", "bridged", "br2", "", null, null]]}
+        """#)
+        var request = fullRequest()
+        request.diskTemplate = nil
+        request.nicOverrides = [:]
+        request.primaryNode = nil
+        XCTAssertEqual(request.destinationTemplate(spec: spec), "plain")
+        XCTAssertEqual(request.mappedVolumeGroups(spec: spec), ["fastvg", nil])
+        XCTAssertEqual(request.mappedLinks(spec: spec), [0: "br9"])
+        let overrides = request.overrides(spec: spec)
+        XCTAssertEqual(overrides.diskTemplate, "plain")
+        XCTAssertEqual(overrides.nics, [0: ["link": "br9"]])
+        XCTAssertNil(request.overrides().nics[0], "without the spec, only the options")
+
+        let plan = Coordinator.Plan(request: request, spec: spec, sourceFeatures: [], destinationFeatures: ["gnt-move-stream-v1"],
+                                    destinationInfo: .object(["name": .string("cluster-b"), "default_iallocator": .string("hail")]))
+        XCTAssertEqual(plan.stream, "ganeti", "a Ganeti source: Ganeti's stream")
+        XCTAssertEqual(plan.disks.map(\.volumeGroup), ["fastvg", nil])
+        XCTAssertEqual(plan.disks.map(\.sourceVolumeGroup), ["xenvg", "slowvg"])
+        XCTAssertEqual(plan.iallocator, "hail", "-I hail of the request")
+        XCTAssertFalse(plan.start, "it was stopped and --no-start")
+        let text = plan.lines.joined(separator: "\n")
+        for expected in ["1024 MiB, template drbd → plain, volume group xenvg → fastvg",
+                         "512 MiB, template drbd → plain, the destination's default storage (source volume group slowvg, not mapped)",
+                         "link br0 → br9", "link br2 (unchanged)", "Ganeti's stream", "chosen by iallocator hail", "always: it is already stopped",
+                         "kept, stopped", "template:drbd=plain, xenvg=fastvg", "br0=br9"] {
+            XCTAssertTrue(text.contains(expected), "'\(expected)' in:\n\(text)")
+        }
     }
 
     func testARunRequestNamesTheFieldThatIsWrong() throws {

@@ -215,6 +215,51 @@ final class GanetiClusterTests: XCTestCase {
         XCTAssertEqual(agent.keyNames, [])
     }
 
+    // MARK: 5b. --preflight towards Ganeti
+
+    /// The plan names Ganeti's stream (Ganeti has no gnt-move-stream-v1); the OS is among
+    /// Ganeti's `/2/os`, the hypervisor among its `enabled_hypervisors`, and the source name is
+    /// checked with the resolver (the lab's names resolve only inside its namespaces: a warning
+    /// once Ganeti's dry run resolved it; a failure when Ganeti cannot either). Nothing changes.
+    func testPreflightToGanetiPlansGanetisStreamAndChecksOSHypervisorAndName() async throws {
+        let agent = try startAgent()
+        defer { agent.stop() }
+        let image = folder.file("vm11.img")
+        try TestData.writeMixed(image, size: 4 << 20, seed: 110)
+        try agent.addInstance("vm11.lab", disks: [image], extra: ["--os", "lab-copy", "--running", "--nic", "mode=bridged,link=br0"])
+        let unlisted = folder.file("unlisted2.img")
+        try TestData.writeMixed(unlisted, size: 2 << 20, seed: 111)
+        try agent.addInstance("unlisted2.lab", disks: [unlisted], extra: ["--os", "lab-copy"])
+        let ganetiBefore = (instances: try lab.instances(a), files: try lab.storedFiles(a))
+        let agentBefore = try await SystemSnapshot.take([agent], folder: folder)
+
+        let result = try gntMove(arguments: MoveEnd(agent).moveArguments(to: lab.end(a), ["vm11.lab"], stateDir: folder.file("state"))
+                                 + ["--dest-primary-node", a.node, "--compress", "gzip", "--preflight", "--json"])
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        try SchemaValidation.validate(lines, schema: "run-event.schema.json")
+        let events = try lines.map { try JSONValue(parsing: $0) }
+        let plan = try XCTUnwrap(events.first { $0["event"]?.stringValue == "preflight-plan" }, result.stdout)
+        XCTAssertEqual(plan["stream"]?.stringValue, "ganeti")
+        XCTAssertEqual(plan["destination_node"]?.stringValue, a.node)
+        XCTAssertEqual(plan["disks"]?.arrayValue?.map { $0["size_mib"]?.integerValue }, [4])
+        func check(_ name: String) -> JSONValue? { events.first { $0["check"]?.stringValue == name } }
+        XCTAssertEqual(check("OS on the destination")?["passed"]?.boolValue, true, result.stdout)
+        XCTAssertEqual(check("hypervisor on the destination")?["passed"]?.boolValue, true, result.stdout)
+        let resolvable = try XCTUnwrap(check("source name resolvable"), result.stdout)
+        XCTAssertEqual(resolvable["passed"]?.boolValue, true, resolvable.serialized)
+        XCTAssertEqual(resolvable["warning"]?.boolValue, true, "the host cannot resolve the lab's names: \(resolvable.serialized)")
+
+        let unresolvable = try gntMove(arguments: MoveEnd(agent).moveArguments(to: lab.end(a), ["unlisted2.lab"], stateDir: folder.file("state"))
+                                       + ["--dest-primary-node", a.node, "--preflight"])
+        XCTAssertEqual(unresolvable.status, 1, unresolvable.stdout + unresolvable.stderr)
+        XCTAssertTrue(unresolvable.stdout.contains("unlisted2.lab: FAIL source name resolvable: unlisted2.lab does not resolve here"), unresolvable.stdout)
+
+        XCTAssertEqual(try lab.instances(a), ganetiBefore.instances)
+        XCTAssertEqual(try lab.storedFiles(a), ganetiBefore.files)
+        try await SystemSnapshot.take([agent], folder: folder).assertSame(as: agentBefore, "after the preflights")
+    }
+
     // MARK: 6. --warm with a Ganeti end
 
     /// Ganeti takes no pre-copy passes: `--warm` with a Ganeti source or destination is refused

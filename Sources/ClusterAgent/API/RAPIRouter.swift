@@ -23,6 +23,8 @@ public enum RAPIRouter {
         router.get("version") { _, _ in RAPIResponse.json(.int(2)) }
         router.get("2/info") { _, _ in RAPIResponse.json(service.clusterInfo) }
         router.get("2/features") { _, _ in RAPIResponse.json(.array(ClusterAgentService.features.map(JSONValue.string))) }
+        // Ganeti's OS list: each OS in the search path, with its variants (`name+variant`).
+        router.get("2/os") { _, _ in RAPIResponse.json(.array(OSScripts(searchPath: service.config.osSearchPath).available().map(JSONValue.string))) }
 
         router.get("2/instances") { request, _ in
             let records = try service.database.instances()

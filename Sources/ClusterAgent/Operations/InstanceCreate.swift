@@ -91,6 +91,7 @@ extension ClusterAgentService {
         guard spec.hypervisor == config.hypervisor.rawValue else {
             throw AgentError.wrongInput("Selected hypervisor (\(spec.hypervisor)) not enabled in the cluster (\(config.hypervisor))")
         }
+        try checkVolumeGroups(body)
         if let pnode = body["pnode"]?.stringValue, pnode != config.nodeName {
             try SpecValidation.name(pnode, .hostname, "pnode")
             throw AgentError.unknown("Node '\(pnode)' not known (this cluster's node is '\(config.nodeName)')")
@@ -99,6 +100,23 @@ extension ClusterAgentService {
         let free = try await storage.freeBytes()
         guard needed <= free else {
             throw AgentError.noSpace("Not enough disk space on node \(config.nodeName): \(needed >> 20) MiB needed, \(free >> 20) MiB free")
+        }
+    }
+
+    /// A disk that names a volume group (Ganeti's `vg`, sent by `--storage-map`) must name the
+    /// one this agent's LVM storage uses: the agent has one, and a file-backed agent none.
+    func checkVolumeGroups(_ body: JSONValue) throws {
+        for (index, disk) in (body["disks"]?.arrayValue ?? []).enumerated() {
+            guard let value = disk["vg"], value != .null else { continue }
+            guard let vg = value.stringValue else { throw AgentError.wrongInput("disks[\(index)].vg: must be a string") }
+            try SpecValidation.name(vg, .volumeGroup, "disks[\(index)].vg")
+            guard let own = config.storageBackend == .block ? config.volumeGroup : nil else {
+                let disks = config.storageBackend == .block ? "adopted block devices" : "files in \(paths.disks)"
+                throw AgentError.wrongInput("disks[\(index)].vg: this cluster has no volume group (its disks are \(disks)); it cannot place a disk in '\(vg)'")
+            }
+            guard vg == own else {
+                throw AgentError.wrongInput("disks[\(index)].vg: this cluster's volume group is '\(own)', not '\(vg)'")
+            }
         }
     }
 

@@ -55,7 +55,8 @@ enum InstanceViews {
         ])
     }
 
-    static func queryData(_ record: InstanceRecord, node: String) -> JSONValue {
+    /// `volumeGroup`: the LVM volume group the agent's disks live in (nil for file storage).
+    static func queryData(_ record: InstanceRecord, node: String, volumeGroup: String? = nil) -> JSONValue {
         let spec = record.spec
         return .object([
             "name": .string(record.name),
@@ -73,13 +74,16 @@ enum InstanceViews {
                                value(nic.mode), value(nic.link), value(nic.vlan), value(nic.network), .null])
             }),
             "disks": .array(spec.disks.enumerated().map { index, disk in
-                .object([
+                var fields: [String: JSONValue] = [
                     "iv_name": .string("disk/\(index)"), "dev_type": .string(spec.diskTemplate),
                     "logical_id": .array([.string(record.diskPaths.indices.contains(index) ? record.diskPaths[index] : "")]),
                     "drbd_info": .null, "pstatus": .null, "sstatus": .null, "children": .array([]),
                     "mode": .string(disk.mode), "size": .int64(disk.size), "spindles": .null,
                     "name": disk.name.map(JSONValue.string) ?? .null, "uuid": .string("\(record.uuid)-disk\(index)"),
-                ])
+                ]
+                // Ganeti's disk parameter, which `--storage-map` maps (LVM storage only).
+                if let volumeGroup { fields["vg"] = .string(volumeGroup) }
+                return .object(fields)
             }),
             "network_port": .null,
             "hv_instance": .object(spec.hvparams), "be_instance": .object(spec.beparams), "os_instance": .object(spec.osparams),

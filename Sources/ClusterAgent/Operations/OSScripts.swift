@@ -12,6 +12,26 @@ struct OSScripts {
         return searchPath.map { "\($0)/\(base)" }.first { FileManager.default.fileExists(atPath: $0 + "/ganeti_api_version") || FileManager.default.fileExists(atPath: $0 + "/rename") }
     }
 
+    /// The OS definitions of the search path as Ganeti's `GET /2/os` lists them: a folder with
+    /// `ganeti_api_version` is an OS, listed once per line of its `variants.list` as
+    /// `name+variant`, or by its name when it has no variants; the first folder of a name wins.
+    func available() -> [String] {
+        var names: [String] = []
+        var seen: Set<String> = []
+        for folder in searchPath {
+            let entries = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted()
+            for name in entries where !seen.contains(name) && NameRules.isValid(name, .osName)
+                && FileManager.default.fileExists(atPath: "\(folder)/\(name)/ganeti_api_version") {
+                seen.insert(name)
+                let variants = ((try? String(contentsOfFile: "\(folder)/\(name)/variants.list", encoding: .utf8)) ?? "")
+                    .split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                    .filter { !$0.isEmpty && NameRules.isValid($0, .osName) }
+                names += variants.isEmpty ? [name] : variants.map { "\(name)+\($0)" }
+            }
+        }
+        return names
+    }
+
     /// Ganeti's environment for OS scripts (`OSEnvironment`).
     func environment(spec: InstanceSpec, diskPaths: [String]) -> [String: String] {
         var env: [String: String] = [

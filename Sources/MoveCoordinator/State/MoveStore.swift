@@ -22,7 +22,7 @@ public struct MoveRecord: Sendable, Equatable {
             "created": .string(UnixTime.iso8601(Int64(created))), "updated": .string(UnixTime.iso8601(Int64(updated))),
             "error": error.map(JSONValue.string) ?? .null, "reason": reason.map { .string($0.rawValue) } ?? .null,
             "jobs": .object(facts.jobs.mapValues(JSONValue.int64)),
-            "overrides": .array(MoveRequest.declaredOverrides(stored: request).descriptions.map(JSONValue.string)),
+            "overrides": .array(MoveRequest.declaredOverrides(stored: request, spec: facts.spec).descriptions.map(JSONValue.string)),
             "transfer_resumes": .array((facts.transferResumes ?? []).map { .object(["disk": .int($0.disk), "offset": .int64($0.offset)]) }),
         ]
         return .object(base.merging(transferFacts) { $1 })

@@ -35,6 +35,10 @@ public struct MoveRequest: Sendable, Equatable {
     /// Pre-copy passes at most; a pass after the second runs only while the difference shrinks.
     public var warmPasses = 1
     public static let warmPassLimit = 1...10
+    /// `--storage-map`: volume group OLD → NEW, and `template:OLD` → NEW disk template (`ResourceMaps`).
+    public var storageMap: [String: String] = [:]
+    /// `--bridge-map`: a NIC whose link is OLD gets link NEW on the destination.
+    public var bridgeMap: [String: String] = [:]
 
     public init(source: ClusterEndpoint, destination: ClusterEndpoint, instance: String) {
         self.source = source
@@ -54,16 +58,53 @@ public struct MoveRequest: Sendable, Equatable {
     }
 
     /// What this request changes in the source's spec, declared to the destination beside the
-    /// signed spec (`gnt_move_overrides`).
-    public var overrides: SpecOverrides {
+    /// signed spec (`gnt_move_overrides`): the options, and what the storage and bridge maps
+    /// change in `spec` (the source's instance data; nil: the options alone).
+    public func overrides(spec: JSONValue? = nil) -> SpecOverrides {
         var overrides = SpecOverrides()
         if let destinationName, destinationName != instance { overrides.name = destinationName }
         overrides.diskTemplate = diskTemplate
+        if diskTemplate == nil, let spec, let template = destinationTemplate(spec: spec), template != spec["disk_template"]?.stringValue {
+            overrides.diskTemplate = template
+        }
         overrides.beparams = beparams
         overrides.hvparams = hvparams
         overrides.osparams = osparams
         overrides.nics = nicOverrides
+        if let spec {
+            for (index, link) in mappedLinks(spec: spec) where overrides.nics[index]?["link"] == nil {
+                overrides.nics[index, default: [:]].updateValue(link, forKey: "link")
+            }
+        }
         return overrides
+    }
+
+    /// The destination's disk template: `--dest-disk-template`, else the source's mapped by
+    /// `--storage-map template:OLD=NEW`, else the source's.
+    public func destinationTemplate(spec: JSONValue) -> String? {
+        if let diskTemplate { return diskTemplate }
+        let source = spec["disk_template"]?.stringValue
+        return source.flatMap { ResourceMaps.templates(storageMap)[$0] } ?? source
+    }
+
+    /// The volume group `--storage-map` sends for each disk of `spec` (nil: not mapped, the
+    /// destination's default).
+    public func mappedVolumeGroups(spec: JSONValue) -> [String?] {
+        let groups = ResourceMaps.volumeGroups(storageMap)
+        let template = spec["disk_template"]?.stringValue
+        return (spec["disks"]?.arrayValue ?? []).map { disk in
+            ResourceMaps.sourceVolumeGroup(disk, template: template).flatMap { groups[$0] }
+        }
+    }
+
+    /// NIC index → the link `--bridge-map` gives it (NICs whose link is not mapped are absent).
+    public func mappedLinks(spec: JSONValue) -> [Int: String] {
+        var result: [Int: String] = [:]
+        for (index, nic) in (spec["nics"]?.arrayValue ?? []).enumerated() {
+            let parts = nic.arrayValue ?? []
+            if parts.count > 5, let link = parts[5].stringValue, let mapped = bridgeMap[link] { result[index] = mapped }
+        }
+        return result
     }
 
     /// Names go into RAPI paths and the destination's configuration: they must be host names
@@ -75,6 +116,9 @@ public struct MoveRequest: Sendable, Equatable {
             if let primaryNode { try NameRules.check(primaryNode, .hostname, field: "destination primary node") }
             if let secondaryNode { try NameRules.check(secondaryNode, .hostname, field: "destination secondary node") }
             if let iallocator { try NameRules.check(iallocator, .osName, field: "iallocator") }
+            try ResourceMaps.check(storageMap, .storage)
+            try ResourceMaps.check(bridgeMap, .bridge)
+            try ResourceMaps.checkAgreement(storageMap, diskTemplate: diskTemplate)
             guard Self.warmPassLimit.contains(warmPasses) else {
                 throw CoordinatorError.badRequest("warm passes: \(warmPasses) is not from \(Self.warmPassLimit.lowerBound) to \(Self.warmPassLimit.upperBound)")
             }
@@ -104,8 +148,8 @@ public struct MoveRequest: Sendable, Equatable {
     }
 
     /// The overrides of a request as stored in the state database (for `status`).
-    static func declaredOverrides(stored json: JSONValue) -> SpecOverrides {
-        (try? MoveRequest(json: json))?.overrides ?? SpecOverrides()
+    static func declaredOverrides(stored json: JSONValue, spec: JSONValue?) -> SpecOverrides {
+        (try? MoveRequest(json: json))?.overrides(spec: spec) ?? SpecOverrides()
     }
 }
 
@@ -118,6 +162,7 @@ extension MoveRequest: Codable {
         case diskTemplate = "dest_disk_template", keepSourceInstance = "keep_source_instance", nicOverrides = "net"
         case bandwidthLimit = "bwlimit", opportunisticTries = "opportunistic_tries", opportunisticDelay = "opportunistic_delay"
         case warm, warmPasses = "warm_passes"
+        case storageMap = "storage_map", bridgeMap = "bridge_map"
     }
 
     /// The fields of one move of a `run` request (the clusters are given once, beside them).
@@ -146,6 +191,9 @@ extension MoveRequest: Codable {
         opportunisticDelay = try c.decodeIfPresent(Double.self, forKey: .opportunisticDelay) ?? 30
         warm = try c.decodeIfPresent(Bool.self, forKey: .warm) ?? false
         warmPasses = try c.decodeIfPresent(Int.self, forKey: .warmPasses) ?? 1
+        // Records written before the maps existed have neither key.
+        storageMap = try c.decodeIfPresent([String: String].self, forKey: .storageMap) ?? [:]
+        bridgeMap = try c.decodeIfPresent([String: String].self, forKey: .bridgeMap) ?? [:]
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -171,6 +219,8 @@ extension MoveRequest: Codable {
         try c.encode(opportunisticDelay, forKey: .opportunisticDelay)
         try c.encode(warm, forKey: .warm)
         try c.encode(warmPasses, forKey: .warmPasses)
+        if !storageMap.isEmpty { try c.encode(storageMap, forKey: .storageMap) }
+        if !bridgeMap.isEmpty { try c.encode(bridgeMap, forKey: .bridgeMap) }
     }
 }
 

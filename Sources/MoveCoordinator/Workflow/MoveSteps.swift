@@ -112,18 +112,23 @@ struct MoveSteps {
     func createBody(_ record: MoveRecord, features: [String]) -> JSONValue {
         let spec = record.facts.spec ?? .null
         let prepared = record.facts.prepared ?? .null
-        let disks: [JSONValue] = (spec["disks"]?.arrayValue ?? []).map { disk in
+        // --storage-map: a disk whose volume group is mapped names the new one (Ganeti's `vg`).
+        let volumeGroups = request.mappedVolumeGroups(spec: spec)
+        let disks: [JSONValue] = (spec["disks"]?.arrayValue ?? []).enumerated().map { index, disk in
             var object: [String: JSONValue] = ["size": disk["size"] ?? .null, "mode": disk["mode"] ?? .string("rw"),
                                                "name": .string(disk["name"]?.stringValue ?? "None")]
             if let spindles = disk["spindles"], spindles != .null { object["spindles"] = spindles }
+            if volumeGroups.indices.contains(index), let vg = volumeGroups[index] { object["vg"] = .string(vg) }
             return .object(object)
         }
+        // --net and --bridge-map, declared as NIC overrides.
+        let overrides = request.overrides(spec: spec)
         let nics: [JSONValue] = (spec["nics"]?.arrayValue ?? []).enumerated().map { index, nic in
             let parts = nic.arrayValue ?? []
             func part(_ i: Int) -> JSONValue { parts.indices.contains(i) ? parts[i] : .null }
             var object: [String: JSONValue] = ["name": part(0), "ip": part(2), "mac": part(3), "mode": part(4), "link": part(5),
                                                "vlan": part(6), "network": part(7)]
-            for (key, value) in request.nicOverrides[index] ?? [:] { object[key] = value.map(JSONValue.string) ?? .null }
+            for (key, value) in overrides.nics[index] ?? [:] { object[key] = value.map(JSONValue.string) ?? .null }
             return .object(object)
         }
         var beparams = spec["be_instance"]?.objectValue ?? [:]
@@ -134,7 +139,7 @@ struct MoveSteps {
         for (key, value) in request.osparams { osparams[key] = value }
         var body: [String: JSONValue] = [
             "__version__": .int(1), "mode": .string("remote-import"), "name": .string(request.targetName),
-            "disk_template": request.diskTemplate.map(JSONValue.string) ?? (spec["disk_template"] ?? .null),
+            "disk_template": request.destinationTemplate(spec: spec).map(JSONValue.string) ?? .null,
             "disks": .array(disks), "nics": .array(nics), "os": spec["os"] ?? .null,
             "pnode": request.primaryNode.map(JSONValue.string) ?? .null, "snode": request.secondaryNode.map(JSONValue.string) ?? .null,
             "iallocator": request.iallocator.map(JSONValue.string) ?? (record.facts.iallocator ?? .null),
@@ -155,7 +160,7 @@ struct MoveSteps {
         }
         if features.contains(SignedInstanceSpec.feature), let signed = prepared["gnt_move_signed_spec"], signed != .null {
             body["gnt_move_signed_spec"] = signed
-            body["gnt_move_overrides"] = request.overrides.json
+            body["gnt_move_overrides"] = overrides.json
         }
         return .object(body)
     }
@@ -178,8 +183,9 @@ struct MoveSteps {
             }
         }
         step(record, "create-destination", ["destination_instance": .string(request.targetName)])
-        if !request.overrides.isEmpty {
-            step(record, "overrides", ["overrides": .array(request.overrides.descriptions.map(JSONValue.string))])
+        let overrides = request.overrides(spec: record.facts.spec)
+        if !overrides.isEmpty {
+            step(record, "overrides", ["overrides": .array(overrides.descriptions.map(JSONValue.string))])
         }
         let features = try await destination.features()
         _ = try store.record(record.id, detail: "submitting the remote-import request") { $0.createSubmitted = true }

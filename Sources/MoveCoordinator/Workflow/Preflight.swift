@@ -11,7 +11,31 @@ extension Coordinator {
         public var warning = false
     }
 
-    public func preflight(_ given: MoveRequest) async -> [Check] {
+    /// What `--preflight` found: the plan (nil when the source's instance could not be read)
+    /// and every check, in order.
+    public struct PreflightReport: Sendable {
+        public let instance: String
+        public let plan: Plan?
+        public let checks: [Check]
+        public var passed: Bool { checks.allSatisfy(\.passed) }
+
+        /// The `preflight` event of one check (`schemas/run-event.schema.json`).
+        public func json(_ check: Check) -> JSONValue {
+            .object(["event": .string("preflight"), "instance": .string(instance), "check": .string(check.name),
+                     "passed": .bool(check.passed), "warning": .bool(check.warning), "detail": .string(check.detail)])
+        }
+
+        /// The plan's event, then one per check.
+        public var events: [JSONValue] { (plan.map { [$0.json] } ?? []) + checks.map { json($0) } }
+    }
+
+    public func preflight(_ given: MoveRequest) async -> PreflightReport {
+        var plan: Plan?
+        let checks = await preflightChecks(given) { plan = $0 }
+        return PreflightReport(instance: given.instance, plan: plan, checks: checks)
+    }
+
+    func preflightChecks(_ given: MoveRequest, plan setPlan: (Plan) -> Void) async -> [Check] {
         var checks: [Check] = []
         var request = given
         func check(_ name: String, _ body: () async throws -> String) async -> Bool {
@@ -23,6 +47,10 @@ extension Coordinator {
                 return false
             }
         }
+        guard await check("request", {
+            try given.validate()
+            return "valid"
+        }) else { return checks }
         guard await check("CA and password files", {
             request = try given.loadingCredentials()
             return "readable"
@@ -61,6 +89,21 @@ extension Coordinator {
             guard features.contains("instance-create-reqv1") else { throw CoordinatorError(reason: .incompatibleDestination, message: "no instance-create-reqv1") }
             return features.joined(separator: ", ")
         }) else { return checks }
+        // The plan, from the source's instance data and the destination's info: read-only calls.
+        var spec: JSONValue = .null
+        var destinationInfo: JSONValue = .null
+        var sourceFeatures: [String] = []
+        guard await check("instance data", {
+            let info = try await source.pollJob(try await source.instanceInfo(request.instance))
+            guard let found = info[request.instance], found != .null else {
+                throw CoordinatorError(reason: .rapi, message: "the source returned no data for \(request.instance)")
+            }
+            spec = found
+            destinationInfo = try await destination.info()
+            sourceFeatures = try await source.features()
+            return "read from the source (\(spec["disks"]?.arrayValue?.count ?? 0) disk(s), \(spec["nics"]?.arrayValue?.count ?? 0) NIC(s))"
+        }) else { return checks }
+        setPlan(Plan(request: request, spec: spec, sourceFeatures: sourceFeatures, destinationFeatures: features, destinationInfo: destinationInfo))
         if request.warm {
             guard await check("warm move", {
                 try MoveSteps.checkWarm(source: try await source.features(), destination: features)
@@ -72,22 +115,22 @@ extension Coordinator {
             return "both clusters offer \(request.compress)"
         }) else { return checks }
         checks.append(await dataAddressCheck(source: request.source, destination: destination))
+        checks += await destinationChecks(request, spec: spec, destination: destination, destinationInfo: destinationInfo, features: features)
         /// The remote-import request, checked by the destination without creating anything.
         func dryRun(_ prepared: JSONValue) async throws {
-            let info = try await source.pollJob(try await source.instanceInfo(request.instance))
             var record = MoveRecord(id: "preflight", instance: request.instance, request: request.json, state: .sourcePrepared,
                                     facts: MoveFacts(), error: nil, reason: nil, created: 0, updated: 0)
-            record.facts.spec = info[request.instance]
+            record.facts.spec = spec
             record.facts.prepared = prepared
             if request.iallocator == nil && request.primaryNode == nil {
-                record.facts.iallocator = try await destination.info()["default_iallocator"]
+                record.facts.iallocator = destinationInfo["default_iallocator"]
             }
             let steps = MoveSteps(coordinator: self, request: request, source: source, destination: destination)
             _ = try await destination.pollJob(try await destination.createInstance(steps.createBody(record, features: features), dryRun: true))
         }
         // The shared secret, the name and the space: the destination checks a real request in
         // dry-run mode, with a handshake and certificate the source made for it.
-        _ = await check("secret, name and space (destination dry run)") {
+        let accepted = await check("secret, name and space (destination dry run)") {
             let prepared = try await source.pollJob(try await source.prepareExport(request.instance))
             do {
                 try await dryRun(prepared)
@@ -98,8 +141,13 @@ extension Coordinator {
             await discardKey(prepared, on: source)
             return "the destination accepts \(request.targetName): same cluster domain secret, name free, enough space"
         }
+        // The destination's own resolver decides: a Ganeti dry run resolves the source's name, so
+        // a name that resolves there but not here is only worth a look.
+        if accepted, let index = checks.firstIndex(where: { $0.name == Self.resolvableCheckName && !$0.passed }) {
+            checks[index] = Check(name: Self.resolvableCheckName, passed: true,
+                                  detail: "\(request.instance) does not resolve here, but the destination resolved it in its dry run", warning: true)
+        }
         return checks
-
     }
 
     /// Whether the source can reach the address the destination's import daemons publish: a

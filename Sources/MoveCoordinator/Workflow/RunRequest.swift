@@ -8,16 +8,18 @@ import MoveTrust
 ///      name, "destination": {…} or a name, "clusters": "/etc/gnt-move/clusters.json",
 ///      "moves": [{"instance", "dest_instance_name", "dest_primary_node", "dest_secondary_node",
 ///                 "dest_disk_template", "iallocator", "compress", "keep_source_instance", "start",
-///                 "hvparams", "beparams", "osparams", "net"}],
-///      "parallel": 1, "state_dir": "…"}
+///                 "hvparams", "beparams", "osparams", "net", "storage_map", "bridge_map", …}],
+///      "parallel": 1, "state_dir": "…", "preflight": false}
 public struct RunRequest: Sendable {
     public var moves: [MoveRequest]
     public var parallel: Int
     public var stateDir: String?
+    /// Check every move and show its plan instead of moving (as `move --preflight`).
+    public var preflight = false
 
     public init(json: JSONValue) throws {
         guard case .object(let top) = json else { throw CoordinatorError.badRequest("the request must be a JSON object") }
-        let known: Set<String> = ["source", "destination", "moves", "parallel", "state_dir", "clusters"]
+        let known: Set<String> = ["source", "destination", "moves", "parallel", "state_dir", "clusters", "preflight"]
         if let unknown = top.keys.first(where: { !known.contains($0) }) {
             throw CoordinatorError.badRequest("unknown field '\(unknown)' in the request")
         }
@@ -40,6 +42,10 @@ public struct RunRequest: Sendable {
         parallel = Int(top["parallel"]?.integerValue ?? 1)
         guard parallel >= 1 else { throw CoordinatorError.badRequest("'parallel' must be at least 1") }
         stateDir = top["state_dir"]?.stringValue
+        if let value = top["preflight"], value != .null {
+            guard let flag = value.boolValue else { throw CoordinatorError.badRequest("'preflight' is \(value.serialized.prefix(40)); expected true or false") }
+            preflight = flag
+        }
         moves = try list.enumerated().map { index, entry in
             guard case .object(var fields) = entry else { throw CoordinatorError.badRequest("moves[\(index)] must be an object") }
             if let unknown = fields.keys.first(where: { !MoveRequest.moveFields.contains($0) }) {
@@ -49,7 +55,12 @@ public struct RunRequest: Sendable {
             fields["source"] = source
             fields["destination"] = destination
             do {
-                return try MoveRequest(json: .object(fields))
+                let move = try MoveRequest(json: .object(fields))
+                // A malformed map is a malformed request, refused before any move starts.
+                try ResourceMaps.check(move.storageMap, .storage, option: ResourceMaps.Kind.storage.field)
+                try ResourceMaps.check(move.bridgeMap, .bridge, option: ResourceMaps.Kind.bridge.field)
+                try ResourceMaps.checkAgreement(move.storageMap, diskTemplate: move.diskTemplate, names: ("'storage_map'", "'dest_disk_template'"))
+                return move
             } catch let error as CoordinatorError {
                 throw CoordinatorError.badRequest("moves[\(index)]: \(error.message)")
             }
