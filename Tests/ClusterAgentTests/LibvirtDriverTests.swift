@@ -117,7 +117,7 @@ final class LibvirtDriverTests: XCTestCase {
     }
 
     /// A whole move between two libvirt hosts with `gnt-move move`: the domain ends defined and
-    /// running on the destination, its NIC on the mapped bridge, its disk byte for byte, and gone
+    /// running on the destination, its NIC on the bridge `--bridge-map` names, its disk byte for byte, and gone
     /// from the source; every other domain of either host is untouched.
     func testMoveBetweenTwoLibvirtHosts() async throws {
         let (hostA, hostB) = (try host("hosta"), try host("hostb"))
@@ -134,7 +134,7 @@ final class LibvirtDriverTests: XCTestCase {
         let (othersA, othersB) = (try hostA.domains().filter { $0.key != "web1" }, try hostB.domains())
 
         let moved = try gntMove(arguments: source.moveArguments(to: destination, ["web1"], stateDir: folder.file("state"))
-            + ["--net", "0:link=\(destinationBridge.name)"])
+            + ["--bridge-map", "\(sourceBridge.name)=\(destinationBridge.name)"])
         XCTAssertEqual(moved.status, 0, moved.stdout + moved.stderr)
 
         XCTAssertNil(try hostA.state("web1"), "the source domain is gone")
