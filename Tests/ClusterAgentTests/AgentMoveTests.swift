@@ -6,7 +6,7 @@ import TestSupport
 import XCTest
 
 /// Two agents on loopback; a whole move driven over RAPI exactly as `move-instance` drives it
-/// (spec §0): info, prepare-export, remote-import create, export, both jobs polled.
+/// (docs/protocol.md §0): info, prepare-export, remote-import create, export, both jobs polled.
 final class AgentMoveTests: XCTestCase {
     var folder: TemporaryDirectory!
     var source: AgentHarness!

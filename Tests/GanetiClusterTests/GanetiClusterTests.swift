@@ -85,7 +85,7 @@ final class GanetiClusterTests: XCTestCase {
         XCTAssertEqual(try lab.diskFiles(b, "vm1.lab"), [], "and its disks with it")
         XCTAssertEqual(try lab.instances(b).filter { $0.key != "vm1.lab" }, others)
         XCTAssertEqual(agent.keyNames, [])
-        // Ganeti never removes the key its prepare-export made (spec §9.9) and has no call to
+        // Ganeti never removes the key its prepare-export made (docs/protocol.md §9.9) and has no call to
         // remove it: the source holds that one key, nothing else.
         XCTAssertEqual(try lab.keys(b).subtracting(keysBefore).count, 1)
     }
@@ -137,7 +137,7 @@ final class GanetiClusterTests: XCTestCase {
         XCTAssertEqual(try lab.instances(a)["vm4.lab"], sourceBefore, "kept as asked, unchanged")
         XCTAssertEqual(try DiskFingerprint.of(files), wanted)
         XCTAssertEqual(try lab.keys(b), keysBefore.b)
-        XCTAssertEqual(try lab.keys(a).subtracting(keysBefore.a).count, 1, "only Ganeti's own prepare-export key (spec §9.9)")
+        XCTAssertEqual(try lab.keys(a).subtracting(keysBefore.a).count, 1, "only Ganeti's own prepare-export key (docs/protocol.md §9.9)")
     }
 
     // MARK: 4. `gnt-move run` between Ganeti clusters, events checked against the schema

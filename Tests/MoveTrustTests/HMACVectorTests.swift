@@ -1,7 +1,7 @@
 import MoveTrust
 import XCTest
 
-/// Spec §8.1: Ganeti's own HMAC vectors (test/py/legacy/ganeti.utils.hash_unittest.py).
+/// docs/protocol.md §8.1: Ganeti's own HMAC vectors (test/py/legacy/ganeti.utils.hash_unittest.py).
 final class HMACVectorTests: XCTestCase {
     func hmac(_ key: String, _ text: String, salt: String? = nil) -> String {
         GanetiHMAC.sha1(key: ClusterDomainSecret(key: key), text: text, salt: salt)

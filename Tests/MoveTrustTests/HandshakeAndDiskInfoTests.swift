@@ -1,7 +1,7 @@
 import MoveTrust
 import XCTest
 
-/// Spec §3, §4 and the derived vectors of §8.2.
+/// docs/protocol.md §3, §4 and the derived vectors of §8.2.
 final class HandshakeAndDiskInfoTests: XCTestCase {
     let cds = ClusterDomainSecret(key: "cd-secret")
 

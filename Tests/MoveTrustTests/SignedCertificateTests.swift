@@ -3,7 +3,7 @@ import OpenSSLSupport
 import TestSupport
 import XCTest
 
-/// Spec §2 and §8: Ganeti's signed-certificate format, byte for byte, and its refusals.
+/// docs/protocol.md §2 and §8: Ganeti's signed-certificate format, byte for byte, and its refusals.
 final class SignedCertificateTests: XCTestCase {
     let cert1 = try! String(contentsOfFile: Repository.path("certs/vectors/cert1.pem"), encoding: .utf8)
     let cds = ClusterDomainSecret(key: "cd-secret")
@@ -132,7 +132,7 @@ final class SignedCertificateTests: XCTestCase {
         XCTAssertEqual(verified.certificate.publicKeyBits, 2048)
         XCTAssertEqual(verified.certificate.notAfter - verified.certificate.notBefore, 86400)
         XCTAssertEqual(try X509KeyName.check(key.signedName, secret: cds), key.name)
-        // Separate salts for the name and the certificate (Ganeti shares one; spec §9.12).
+        // Separate salts for the name and the certificate (Ganeti shares one; docs/protocol.md §9.12).
         XCTAssertNotEqual(key.signedName.arrayValue?[2].stringValue, verified.salt)
         for path in [key.keyPath, key.certificatePath] {
             let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Ganeti's import/export transport, built exactly as `lib/impexpd` builds it (spec §5.2), for
+/// Ganeti's import/export transport, built exactly as `lib/impexpd` builds it (docs/protocol.md §5.2), for
 /// use as the interop peer. Paths and magic are filled in; nothing else differs.
 public enum GanetiPipelines {
     public static let cipher = "HIGH:-DES:-3DES:-EXPORT:-DH"
