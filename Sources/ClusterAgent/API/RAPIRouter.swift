@@ -17,12 +17,14 @@ public enum RAPIRouter {
     public static func build(service: ClusterAgentService) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: RAPIRequestLogMiddleware())
+        router.add(middleware: RAPIMetricsMiddleware(metrics: service.metrics))
         router.add(middleware: RAPIErrorMiddleware())
         router.add(middleware: RAPIAuthMiddleware(usersPath: service.paths.users))
 
         router.get("version") { _, _ in RAPIResponse.json(.int(2)) }
         router.get("2/info") { _, _ in RAPIResponse.json(service.clusterInfo) }
         router.get("2/features") { _, _ in RAPIResponse.json(.array(ClusterAgentService.features.map(JSONValue.string))) }
+        addMetricsRoute(router, service: service)
 
         router.get("2/instances") { request, _ in
             let records = try service.database.instances()
