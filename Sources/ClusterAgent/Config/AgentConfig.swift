@@ -53,6 +53,9 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     /// before the transfer fails (the exporter reconnects and continues from the importer's
     /// journal). Default 120 s.
     public var transferReconnectWindow: Double?
+    /// Ports the import daemons listen on, `LOW-HIGH` (for firewalls; each daemon takes the
+    /// first free one). Default: a port the kernel picks.
+    public var dataPortRange: String?
 
     /// Every key of `agent.json`; any other key fails when the file is loaded, naming it.
     /// Spelled out so that the keys can be listed: a case that names no property does not
@@ -64,6 +67,7 @@ public struct AgentConfig: Codable, Sendable, Equatable {
         case requireSignedSpec, overridePolicy, stopTimeout
         case startCommandTimeout, stopCommandTimeout, statusCommandTimeout, storageCommandTimeout, renameScriptTimeout
         case transferReconnectWindow
+        case dataPortRange
     }
 
     /// A new name, NIC mapping and memory/CPU sizing are what a move legitimately changes;
@@ -180,6 +184,7 @@ extension AgentConfig {
         for case let (key, seconds?) in timeouts where !(seconds > 0 && seconds <= 86_400) {
             throw refuse(key, "is \(HostCommand.seconds(seconds)); expected seconds above 0, at most 86400")
         }
+        if let dataPortRange, let problem = Self.portRangeProblem(dataPortRange) { throw refuse("dataPortRange", problem) }
         if hypervisorDriver == .command, startCommand == nil || stopCommand == nil || statusCommand == nil {
             throw refuse("hypervisorDriver", "is 'command', which needs startCommand, stopCommand and statusCommand (the status command must exit 0 only while the instance runs)")
         }

@@ -197,6 +197,7 @@ extension ClusterAgentService {
             }
         }
         do {
+            let dataPorts = try config.dataPorts
             let key = try importKeyStore.create(secret: secret)
             keyName = key.name
             let magicBase = ImportExportMagic.generateBase()
@@ -218,6 +219,8 @@ extension ClusterAgentService {
                     // which need not be the RAPI's (--bind), in its address family.
                     options.bind = config.dataAddress
                     options.family = AddressFamily(of: config.dataAddress)
+                    // A firewall's range: the daemon takes its first free port, or fails naming it.
+                    options.portRange = dataPorts
                     options.path = access.path
                 })
             }
