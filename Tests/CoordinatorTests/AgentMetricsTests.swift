@@ -1,4 +1,5 @@
 import AgentTestSupport
+import BlockStream
 import Foundation
 import MoveCoordinator
 import MoveTrust
@@ -98,6 +99,42 @@ final class AgentMetricsTests: XCTestCase {
             let routes = try scrape.samples().filter { $0.name == Self.requests }.compactMap { $0.labels["route"] }
             XCTAssertFalse(routes.contains { $0.contains("mx") || $0.range(of: #"/jobs/[0-9]"#, options: .regularExpression) != nil }, "\(routes)")
         }
+    }
+
+    /// The data connection of a paced move is reset mid-transfer and the disk continues from the
+    /// importer's journal in the same daemons: afterwards each counter holds the disk once and
+    /// nothing runs. (The rule for progress that goes back is tested alone in
+    /// AgentMetricsCountingTests: this cut does not always land where the reports show it.)
+    func testACutTransferIsCountedOnce() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/ss") else { throw XCTSkip("ss (iproute2) is not installed") }
+        let pair = try AgentPair("metrics-cut")
+        defer { pair.stop() }
+        let (source, destination) = (pair.source, pair.destination)
+        let size = 32 << 20
+        let image = pair.folder.file("cut.img")
+        try TestData.writeRandom(image, size: size)
+        try source.addInstance("cut", disks: [image], extra: ["--running"])
+        let move = try BackgroundProcess(Repository.gntMove, source.moveArguments(to: destination, ["cut"], stateDir: pair.folder.file("state"))
+                                         + ["--json", "--bwlimit", "8M"])
+        var port: Int?
+        XCTAssertTrue(waitFor(timeout: 60) {
+            let folders = (try? FileManager.default.contentsOfDirectory(atPath: destination.dir + "/import-export")) ?? []
+            port = folders.filter { $0.hasPrefix("import-disk0-") }.compactMap {
+                let status = try? ImportExportStatus.load(path: destination.dir + "/import-export/\($0)/status")
+                return status?.connected == true ? status?.listen_port : nil
+            }.first
+            return port != nil
+        }, move.stdout)
+        Thread.sleep(forTimeInterval: 2.5)
+        XCTAssertGreaterThan(try resetTCPConnections(port: try XCTUnwrap(port)), 0, "nothing to cut")
+        XCTAssertEqual(move.wait(timeout: 120), 0, move.stdout + move.stderr)
+        XCTAssertTrue(move.stdout.contains("resume-transfer"), "the disk continued: \(move.stdout)")
+        let disk = ["instance": "cut", "disk": "0"]
+        let afterSource = try MetricsScrape(source), afterDestination = try MetricsScrape(destination)
+        XCTAssertEqual(try afterSource.value(Self.sent, disk), Double(size), afterSource.body)
+        XCTAssertEqual(try afterDestination.value(Self.received, disk), Double(size), afterDestination.body)
+        XCTAssertEqual(try afterSource.value(Self.running, ["direction": "export"]), 0)
+        XCTAssertEqual(try afterDestination.value(Self.running, ["direction": "import"]), 0)
     }
 
     /// Reads are open on the RAPI, the metrics are not: no credentials or a wrong password get a

@@ -121,15 +121,16 @@ public final class AgentMetrics: Sendable {
         meter(.transfersRunning, [("direction", direction.rawValue)]).decrement(by: 1)
     }
 
-    /// A disk daemon reported `bytes` moved (it last reported `previous`) and a rate in bytes
-    /// per second. Returns `bytes`, the next call's `previous`. A daemon that counts again from
-    /// zero (a new pass) adds what it reports.
+    /// A disk daemon reported its progress through the disk, `bytes` (it last reported
+    /// `previous`), and a rate in bytes per second. Returns the next call's `previous`.
+    /// Progress that goes back (a connection that resumed from the journal, a warm import's next
+    /// pass) adds nothing until it passes where it was: a daemon counts each byte of the disk once.
     func diskProgress(_ direction: Direction, instance: String, disk: Int, bytes: Int64, previous: Int64, rate: Double?) -> Int64 {
         let labels = [("instance", instance), ("disk", String(disk))]
-        let delta = bytes >= previous ? bytes - previous : bytes
+        let delta = max(0, bytes - previous)
         if delta > 0 { counter(direction == .export ? .sentBytes : .receivedBytes, labels).increment(by: delta) }
         if let rate { meter(.rate, [("direction", direction.rawValue)] + labels).set(max(0, rate)) }
-        return bytes
+        return max(bytes, previous)
     }
 
     func transferFailed(_ direction: Direction, reason: FailureReason) {

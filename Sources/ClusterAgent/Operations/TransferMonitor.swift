@@ -53,8 +53,9 @@ struct TransferMonitor {
                 guard let status = daemon.status else { continue }
                 let bytes = status.progress_bytes ?? Int64(status.progress_mbytes ?? 0) << 20
                 let rate = running && !final ? (status.progress_throughput ?? 0) * 1_048_576 : 0
+                // A daemon that continues a transfer starts where the last one stopped.
                 reported[daemon.index] = metrics.diskProgress(metricsDirection, instance: instance, disk: daemon.index, bytes: bytes,
-                                                              previous: reported[daemon.index] ?? 0, rate: rate)
+                                                              previous: reported[daemon.index] ?? status.resume_offset ?? 0, rate: rate)
             }
         }
         var announced = Set<Int>()
