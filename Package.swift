@@ -23,6 +23,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         // Hypervisor, storage and OS commands: async, with timeouts and process-group teardown.
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        // The agent's `GET /metrics`: swift-metrics' API over a Prometheus registry per agent.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C system libraries. Each header holds only the static inline shims that C macros need.
@@ -60,6 +63,8 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Subprocess", package: "swift-subprocess"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // The third party: workflow, state, RAPI client. Re-exports the trust primitives.
         .target(name: "MoveCoordinator", dependencies: [

@@ -3,6 +3,8 @@
 public struct BlockStreamError: Error, CustomStringConvertible, Sendable, Equatable {
     public enum Kind: String, Sendable {
         case configuration, connect, handshake, magic, compression, source, destination, destinationFull
+        /// The importer could not listen: the address, the port, or every port of its range.
+        case listen
         case truncated, timeout, protocolError, integrity, journal
         /// More data than the destination's allotted size.
         case beyondDestination

@@ -17,6 +17,8 @@ public final class ClusterAgentService: Sendable {
     public let importKeyStore: X509KeyStore
     let hypervisor: any HypervisorDriver
     let storage: any StorageBackend
+    /// This agent's metrics (`GET /metrics`), in a registry of its own.
+    public let metrics = AgentMetrics()
     /// Instances whose import job runs in this process; the sweep leaves them alone.
     let activeImports = Mutex<Set<String>>([])
 
@@ -30,7 +32,7 @@ public final class ClusterAgentService: Sendable {
         config = try paths.loadConfig()
         secret = try ClusterDomainSecret.load(path: paths.secret)
         database = try AgentDatabase(path: paths.database)
-        jobs = JobRunner(database: database)
+        jobs = JobRunner(database: database, metrics: metrics)
         keyStore = X509KeyStore(directory: paths.crypto)
         importKeyStore = X509KeyStore(directory: paths.crypto + "/import")
         switch config.hypervisorDriver {

@@ -22,6 +22,9 @@ struct AgentCommand: AsyncParsableCommand {
         @Option(name: .customLong("data-address"),
                 help: "Address the import daemons listen on and publish in the signed disk info (default: the --bind address, or with a wildcard --bind the node name's first non-loopback address).")
         var dataAddress: String?
+        @Option(name: .customLong("data-ports"),
+                help: ArgumentHelp("Ports the import daemons listen on, for firewalls: each takes the first free one (default: a port the kernel picks).", valueName: "LOW-HIGH"))
+        var dataPorts: String?
         @Option(name: .customLong("node-name"), help: "This node's name (default: the host's FQDN).") var nodeName: String?
         @Option(help: ArgumentHelp("Use this cluster domain secret instead of making one.", valueName: "FILE")) var secret: String?
         @Option(help: "RAPI user with write access (default: 'gnt-move' with a generated password in DIR/password).") var user: String?
@@ -55,6 +58,7 @@ struct AgentCommand: AsyncParsableCommand {
             options.port = port
             options.bind = bind
             options.dataAddress = dataAddress
+            options.dataPortRange = dataPorts
             if let nodeName { options.nodeName = nodeName }
             options.secretFile = secret
             options.user = user

@@ -26,6 +26,8 @@ struct ImportExportCommand: ParsableCommand {
     @Flag var family: AddressFamily = .ipv4
     @Option(name: .daemon(.host), help: "Export: the importer's host.") var host: String?
     @Option(name: .daemon(.port), help: "Export: the importer's port. Import: port to listen on (default: ephemeral).") var port: Int?
+    @Option(name: .daemon(.portRange), help: ArgumentHelp("Import: listen on the first free port of this range instead (for firewalls); fails naming the range when every port is taken.", valueName: "LOW-HIGH"))
+    var portRange: String?
     @Option(name: .daemon(.connectTimeout), help: "Seconds: export, per connection attempt (default 20); import, to wait for an authenticated connection (default 300).")
     var connectTimeout: Double?
     @Option(name: .daemon(.connectRetries), help: "Export: further attempts after a failed connect, 1 s apart.") var connectRetries: Int = 10
@@ -62,6 +64,11 @@ struct ImportExportCommand: ParsableCommand {
         if mode == .import && source != nil { throw ValidationError("--source is for export") }
         if mode == .export && dest != nil { throw ValidationError("--dest is for import") }
         if let port, !(0...65535).contains(port) { throw ValidationError("--port \(port) is not a TCP port") }
+        if let portRange {
+            if mode == .export { throw ValidationError("--port-range is for import") }
+            if port != nil { throw ValidationError("--port and --port-range exclude each other") }
+            do { _ = try PortRange(parsing: portRange) } catch { throw ValidationError("--port-range: \(error)") }
+        }
         if let connectTimeout, connectTimeout <= 0 { throw ValidationError("--connect-timeout must be positive") }
         if let expectedSize, expectedSize < 0 || expectedSize.multipliedReportingOverflow(by: ImportExportOptions.expectedSizeUnit).overflow {
             throw ValidationError("--expected-size \(expectedSize) is not a size in MiB")
@@ -85,6 +92,7 @@ struct ImportExportCommand: ParsableCommand {
         options.bind = bind
         options.host = host
         options.port = port
+        options.portRange = portRange.flatMap { try? PortRange(parsing: $0) }
         options.connectRetries = connectRetries
         options.handshakeTimeout = handshakeTimeout
         options.stream.compression = compress

@@ -48,7 +48,10 @@ final class ClosedSetArgumentTests: XCTestCase {
         warmImport.statusFile = "status"
         warmImport.warm = true
         warmImport.compare = true
-        return [exporting, importing, defaults, warmImport]
+        var rangedImport = ImportExportOptions(mode: .import, keyPath: "k", certificatePath: "c", caPath: "a")
+        rangedImport.statusFile = "status"
+        rangedImport.portRange = try? PortRange(low: 60000, high: 60100)
+        return [exporting, importing, defaults, warmImport, rangedImport]
     }
 
     /// Help text with its line wrapping undone.

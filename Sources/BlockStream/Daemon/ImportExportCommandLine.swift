@@ -10,6 +10,7 @@ extension ImportExportOptions {
     /// family flags are ``AddressFamily``'s raw values (`--ipv4`, `--ipv6`).
     public enum Option: String, Sendable, CaseIterable {
         case key, cert, ca, bind, host, port
+        case portRange = "port-range"
         case connectTimeout = "connect-timeout"
         case connectRetries = "connect-retries"
         case handshakeTimeout = "handshake-timeout"
@@ -50,6 +51,7 @@ extension ImportExportOptions {
         add(.bind, bind)
         add(.host, host)
         add(.port, port.map { String($0) })
+        add(.portRange, portRange?.description)
         add(.connectTimeout, String(connectTimeout))
         add(.connectRetries, String(connectRetries))
         add(.handshakeTimeout, String(handshakeTimeout))

@@ -65,7 +65,12 @@ public enum ImportExportDaemon {
         let context = try tlsContext(options, role: .server, offerV1: options.streamProtocol != .ganeti)
         // The importer never writes past --expected-size (nor past a device's capacity).
         let sink = try BlockSink(path: options.path, allotted: options.expectedSize)
-        let listener = try TCPListener(bind: options.bind, port: options.port ?? 0, family: options.family)
+        // A firewall's range (--port-range): the first free port of it; else --port or ephemeral.
+        let listener = if let range = options.portRange {
+            try TCPListener.firstFree(in: range, bind: options.bind, family: options.family)
+        } else {
+            try TCPListener(bind: options.bind, port: options.port ?? 0, family: options.family)
+        }
         reporter.log("listening on \(options.bind ?? options.family.anyAddress) port \(listener.port)")
         reporter.listening(port: listener.port)
         onListening(listener.port)

@@ -22,6 +22,8 @@ public struct ImportExportOptions: Sendable, Equatable {
     public var host: String?
     /// Import: the port to listen on (nil: ephemeral). Export: the importer's port.
     public var port: Int?
+    /// Import: listen on the first free port of this range instead of `port` (firewalls).
+    public var portRange: PortRange?
     /// Export: per attempt. Import: how long to wait for an authenticated connection.
     public var connectTimeout: Double
     public var connectRetries: Int = 10

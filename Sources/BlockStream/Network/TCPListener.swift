@@ -27,12 +27,12 @@ public final class TCPListener: @unchecked Sendable {
         guard Glibc.bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
             let reason = systemError()
             Glibc.close(fd)
-            throw BlockStreamError(.configuration, "cannot listen on \(bind ?? family.anyAddress) port \(port): \(reason)")
+            throw BlockStreamError(.listen, "cannot listen on \(bind ?? family.anyAddress) port \(port): \(reason)")
         }
         guard listen(fd, 16) == 0 else {
             let reason = systemError()
             Glibc.close(fd)
-            throw BlockStreamError(.configuration, "listen failed: \(reason)")
+            throw BlockStreamError(.listen, "listen failed: \(reason)")
         }
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -51,6 +51,21 @@ public final class TCPListener: @unchecked Sendable {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         self.fd = fd
         self.port = Int(boundPort)
+    }
+
+    /// Listens on the first port of `range` that can be bound, trying each in turn (another
+    /// daemon, or anything else, may hold some); fails naming the range when none can.
+    public static func firstFree(in range: PortRange, bind: String?, family: AddressFamily) throws(BlockStreamError) -> TCPListener {
+        var last: BlockStreamError?
+        for port in range.ports {
+            do throws(BlockStreamError) {
+                return try TCPListener(bind: bind, port: port, family: family)
+            } catch {
+                last = error
+            }
+        }
+        throw BlockStreamError(.listen, "no free port in the data port range \(range) on \(bind ?? family.anyAddress): "
+            + "all \(range.count) port(s) are taken or refused (last: \(last?.message ?? "none tried"))")
     }
 
     deinit { close() }

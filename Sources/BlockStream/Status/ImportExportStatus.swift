@@ -28,6 +28,11 @@ public struct ImportExportStatus: Codable, Sendable, Equatable {
     /// On failure: whether the daemon ended on a verdict (a chunk that did not verify, a wrong
     /// magic, a full destination…) rather than a peer that went away or a broken link.
     public var verdict: Bool?
+    /// On failure: what kind of failure (``BlockStreamError/Kind``'s raw value, or `tls-` and
+    /// the TLS failure's kind), for the agent's failure counters.
+    public var error_kind: String?
+    /// Disk bytes moved so far, exactly (`progress_mbytes` is rounded to MiB).
+    public var progress_bytes: Int64?
     /// Passes a warm import received so far.
     public var passes: Int?
     /// CPU time (user and system) the daemon used, in seconds, written at exit.

@@ -1,4 +1,5 @@
 import Foundation
+import OpenSSLSupport
 import Synchronization
 
 /// Keeps the status file current: written atomically (temporary file, rename, mode 0400), at
@@ -92,6 +93,7 @@ public final class StatusReporter: @unchecked Sendable {
             $0.exit_status = error == nil ? 0 : 1
             $0.error_message = error.map { "\($0)" }
             $0.verdict = error.map(ConnectionBreak.isVerdict)
+            $0.error_kind = error.map(Self.kind)
             $0.max_rss_kib = peak
             $0.cpu_seconds = Self.cpuSeconds()
             let wire = wireBytes.load(ordering: .relaxed)
@@ -99,6 +101,15 @@ public final class StatusReporter: @unchecked Sendable {
         }
         if let error { log("error: \(error)") }
         write(force: true)
+    }
+
+    /// `error_kind`: the failure's kind, as the agent's failure counters group it.
+    static func kind(of error: any Error) -> String {
+        switch error {
+        case let error as BlockStreamError: return error.kind.rawValue
+        case let error as TLSError: return "tls-\(error.kind)"
+        default: return "other"
+        }
     }
 
     /// VmHWM from /proc/self/status. (getrusage's ru_maxrss would include the parent's memory
@@ -134,6 +145,7 @@ public final class StatusReporter: @unchecked Sendable {
         samples.append((now, mbytes))
         if samples.count > 12 { samples.removeFirst(samples.count - 12) }
         status.progress_mbytes = Int((mbytes).rounded())
+        status.progress_bytes = bytes
         status.progress_throughput = calculateThroughput(samples)
         if let expectedBytes, expectedBytes > 0 {
             status.progress_percent = min(100, 100 * Double(bytes) / Double(expectedBytes))

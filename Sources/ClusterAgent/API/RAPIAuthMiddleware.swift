@@ -4,6 +4,7 @@ import MoveTrust
 
 /// HTTP Basic authentication as Ganeti's RAPI does it: writes (and `GET /2/jobs/ID/wait`) need a
 /// user with the `write` option; open GETs need none, but credentials that are sent are checked.
+/// `GET /metrics` (gnt-move's) needs a user, read-only or not.
 /// The users file is re-read when it changes, as Ganeti reloads it on SIGHUP.
 ///
 /// The decision is made before any body is read, on the canonical path
@@ -18,10 +19,16 @@ struct RAPIAuthMiddleware<Context: RequestContext>: RouterMiddleware {
         return path.isJobWait
     }
 
+    /// Reads that are not open: the metrics (any spelling of the path).
+    static func needsUser(_ request: Request) -> Bool {
+        guard let path = try? RAPIPath(raw: request.uri.path) else { return true }
+        return path.components.map { $0.lowercased() } == [RAPIRouter.metricsPath]
+    }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let needsWrite = Self.needsWrite(request)
         let header = request.headers[.authorization]
-        if !needsWrite && header == nil { return try await next(request, context) }
+        if !needsWrite && !Self.needsUser(request) && header == nil { return try await next(request, context) }
         guard let header, let (name, password) = Self.basicCredentials(header) else {
             return Self.unauthorized
         }

@@ -17,6 +17,7 @@ public enum RAPIRouter {
     public static func build(service: ClusterAgentService) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: RAPIRequestLogMiddleware())
+        router.add(middleware: RAPIMetricsMiddleware(metrics: service.metrics))
         router.add(middleware: RAPIErrorMiddleware())
         router.add(middleware: RAPIAuthMiddleware(usersPath: service.paths.users))
 
@@ -25,6 +26,7 @@ public enum RAPIRouter {
         router.get("2/features") { _, _ in RAPIResponse.json(.array(ClusterAgentService.features.map(JSONValue.string))) }
         // Ganeti's OS list: each OS in the search path, with its variants (`name+variant`).
         router.get("2/os") { _, _ in RAPIResponse.json(.array(OSScripts(searchPath: service.config.osSearchPath).available().map(JSONValue.string))) }
+        addMetricsRoute(router, service: service)
 
         router.get("2/instances") { request, _ in
             let records = try service.database.instances()

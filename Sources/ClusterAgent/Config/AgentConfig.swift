@@ -61,6 +61,9 @@ public struct AgentConfig: Codable, Sendable, Equatable {
     /// libvirt driver: seconds after an ACPI shutdown at which a domain still running is forced
     /// off (`virsh destroy`). Unset: never forced; the stop fails after `stopCommandTimeout`.
     public var forceStopAfter: Double?
+    /// Ports the import daemons listen on, `LOW-HIGH` (for firewalls; each daemon takes the
+    /// first free one). Default: a port the kernel picks.
+    public var dataPortRange: String?
 
     /// Every key of `agent.json`; any other key fails when the file is loaded, naming it.
     /// Spelled out so that the keys can be listed: a case that names no property does not
@@ -73,6 +76,7 @@ public struct AgentConfig: Codable, Sendable, Equatable {
         case startCommandTimeout, stopCommandTimeout, statusCommandTimeout, storageCommandTimeout, renameScriptTimeout
         case transferReconnectWindow
         case libvirtURI, libvirtDomainType, forceStopAfter
+        case dataPortRange
     }
 
     /// A new name, NIC mapping and memory/CPU sizing are what a move legitimately changes;
@@ -191,6 +195,7 @@ extension AgentConfig {
         for case let (key, seconds?) in timeouts where !(seconds > 0 && seconds <= 86_400) {
             throw refuse(key, "is \(HostCommand.seconds(seconds)); expected seconds above 0, at most 86400")
         }
+        if let dataPortRange, let problem = Self.portRangeProblem(dataPortRange) { throw refuse("dataPortRange", problem) }
         if hypervisorDriver == .command, startCommand == nil || stopCommand == nil || statusCommand == nil {
             throw refuse("hypervisorDriver", "is 'command', which needs startCommand, stopCommand and statusCommand (the status command must exit 0 only while the instance runs)")
         }

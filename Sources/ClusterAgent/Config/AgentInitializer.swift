@@ -1,3 +1,4 @@
+import BlockStream
 import Foundation
 import MoveTrust
 import OpenSSLSupport
@@ -26,6 +27,8 @@ public enum AgentInitializer {
         public var libvirtDomainType: AgentConfig.LibvirtDomainType?
         public var forceStopAfter: Double?
         public var requireSignedSpec = false
+        /// `--data-ports LOW-HIGH`: the ports the import daemons may listen on (nil: any).
+        public var dataPortRange: String?
         /// The hypervisor the cluster's instances are reported under (Ganeti's name).
         public var hypervisor = AgentConfig.Hypervisor.kvm
 
@@ -47,6 +50,10 @@ public enum AgentInitializer {
             throw AgentError.wrongInput("--hypervisor-driver command needs --start-command, --stop-command and --status-command (the status command exits 0 only while the instance runs)")
         }
         let dataAddress = try self.dataAddress(for: options)
+        var dataPorts: PortRange?
+        if let range = options.dataPortRange {
+            do { dataPorts = try PortRange(parsing: range) } catch { throw AgentError.wrongInput("--data-ports: \(error)") }
+        }
         var draft = AgentConfig(clusterName: options.clusterName, nodeName: options.nodeName)
         draft.hypervisorDriver = options.hypervisorDriver
         draft.hypervisor = options.hypervisor
@@ -92,6 +99,7 @@ public enum AgentInitializer {
         config.statusCommand = options.statusCommand
         (config.libvirtURI, config.libvirtDomainType, config.forceStopAfter) = (options.libvirtURI, options.libvirtDomainType, options.forceStopAfter)
         if options.requireSignedSpec { config.requireSignedSpec = true }
+        config.dataPortRange = dataPorts?.description
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try SecureFile.write(contents: Array(try encoder.encode(config)), to: paths.config, mode: 0o600, replace: false)

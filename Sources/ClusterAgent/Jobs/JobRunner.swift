@@ -34,29 +34,35 @@ public final class JobRunner: Sendable {
     public typealias Operation = @Sendable (JobContext) async throws -> JSONValue
 
     let database: AgentDatabase
+    /// Counts every job that ends, by opcode and outcome.
+    let metrics: AgentMetrics?
     private let cancelRequests = Mutex<Set<Int64>>([])
     private let running = Mutex<[Int64: Task<Void, Never>]>([:])
 
-    public init(database: AgentDatabase) {
+    public init(database: AgentDatabase, metrics: AgentMetrics? = nil) {
         self.database = database
+        self.metrics = metrics
     }
 
     /// Records the job and starts it. `op` is the opcode as Ganeti shows it in `ops`.
     public func submit(op: JSONValue, summary: String, _ operation: @escaping Operation) throws -> Int64 {
         let id = try database.createJob(op: op, summary: summary)
         AgentLog.jobSubmitted(id, summary: summary)
+        // The opcode is the agent's own (OP_INSTANCE_CREATE…), never the client's text.
+        let kind = op["OP_ID"]?.stringValue ?? "unknown"
         let task = Task { [self] in
-            await execute(id, summary: summary, operation)
+            await execute(id, summary: summary, kind: kind, operation)
             _ = running.withLock { $0.removeValue(forKey: id) }
         }
         running.withLock { $0[id] = task }
         return id
     }
 
-    private func execute(_ id: Int64, summary: String, _ operation: Operation) async {
+    private func execute(_ id: Int64, summary: String, kind: String, _ operation: Operation) async {
         if isCancelRequested(id) {
             try? database.setJobStatus(id, "canceled", result: .array([.null]))
             AgentLog.job(id, summary, "canceled")
+            metrics?.jobEnded(kind: kind, outcome: "canceled")
             return
         }
         try? database.setJobStatus(id, "running")
@@ -66,14 +72,17 @@ public final class JobRunner: Sendable {
             let result = try await operation(context)
             try database.setJobStatus(id, "success", result: .array([result]))
             AgentLog.job(id, summary, "success")
+            metrics?.jobEnded(kind: kind, outcome: "success")
         } catch is JobCanceled {
             context.log("Job canceled")
             try? database.setJobStatus(id, "canceled", result: .array([.null]))
             AgentLog.job(id, summary, "canceled")
+            metrics?.jobEnded(kind: kind, outcome: "canceled")
         } catch {
             context.log("Error: \(error)")
             try? database.setJobStatus(id, "error", result: .array([Self.encode(error)]))
             AgentLog.job(id, summary, "error", detail: "\(error)")
+            metrics?.jobEnded(kind: kind, outcome: "error")
         }
     }
 

@@ -230,6 +230,7 @@ extension ClusterAgentService {
             }
         }
         do {
+            let dataPorts = try config.dataPorts
             let key = try importKeyStore.create(secret: secret)
             keyName = key.name
             let magicBase = ImportExportMagic.generateBase()
@@ -251,10 +252,12 @@ extension ClusterAgentService {
                     // which need not be the RAPI's (--bind), in its address family.
                     options.bind = config.dataAddress
                     options.family = AddressFamily(of: config.dataAddress)
+                    // A firewall's range: the daemon takes its first free port, or fails naming it.
+                    options.portRange = dataPorts
                     options.path = access.path
                 })
             }
-            let ports = try await TransferMonitor(context: context, daemons: daemons, direction: "receiving").waitListening(timeout: 10)
+            let ports = try await TransferMonitor(context: context, daemons: daemons, direction: "receiving", metrics: metrics, instance: name).waitListening(timeout: 10)
             for daemon in daemons { context.log("Disk \(daemon.index) is now listening") }
             let salt = Salt.generate()
             let disks = ports.enumerated().map { index, port in
@@ -268,7 +271,7 @@ extension ClusterAgentService {
                 keep = true
             }
             try context.log(type: "remote-import", .object(["disks": .array(disks), "x509_ca": .string(key.signedCertificate)]))
-            let results = await TransferMonitor(context: context, daemons: daemons, direction: "receiving").follow()
+            let results = await TransferMonitor(context: context, daemons: daemons, direction: "receiving", metrics: metrics, instance: name).follow()
             try context.checkCanceled()
             guard results.allSatisfy({ $0 }) else {
                 let failed = results.enumerated().filter { !$0.element }.map { String($0.offset) }

@@ -1,13 +1,21 @@
 import Foundation
 import MoveTrust
 
-/// Watches a move's disk daemons and turns their status files into Ganeti's job-log messages.
+/// Watches a move's disk daemons and turns their status files into Ganeti's job-log messages
+/// and the agent's transfer metrics (running daemons, bytes and rate per disk, failures).
 struct TransferMonitor {
     let context: JobContext
     let daemons: [DiskTransferProcess]
     /// `sending` or `receiving`.
     let direction: String
+    let metrics: AgentMetrics
+    /// The instance whose disks these are (the per-disk metrics' label).
+    let instance: String
     static let progressInterval = 5.0
+    /// How often the per-disk metrics are brought up to date from the status files.
+    static let metricsInterval = 1.0
+
+    var metricsDirection: AgentMetrics.Direction { direction == "sending" ? .export : .import }
 
     /// Waits until every daemon has written `listen_port`; fails after `timeout`.
     func waitListening(timeout: Double) async throws -> [Int] {
@@ -16,9 +24,13 @@ struct TransferMonitor {
             let ports = daemons.map { $0.status?.listen_port }
             if ports.allSatisfy({ $0 != nil }) { return ports.compactMap { $0 } }
             if let failed = daemons.first(where: { $0.failure != nil }) {
+                metrics.transferFailed(metricsDirection, reason: AgentMetrics.FailureReason(errorKind: failed.status?.error_kind))
                 throw AgentError.execution("Disk \(failed.index) failed to listen: \(failed.failure ?? "")")
             }
-            guard Date() < deadline else { throw AgentError.execution("the import daemons did not listen within \(Int(timeout)) s") }
+            guard Date() < deadline else {
+                metrics.transferFailed(metricsDirection, reason: .listen)
+                throw AgentError.execution("the import daemons did not listen within \(Int(timeout)) s")
+            }
             try await Task.sleep(nanoseconds: 50_000_000)
         }
     }
@@ -26,6 +38,26 @@ struct TransferMonitor {
     /// Follows the daemons until all have exited; returns per-disk success. A canceled job
     /// stops them.
     func follow() async -> [Bool] {
+        // Running transfers: each daemon counts until it is seen to have exited.
+        var ended = Set<Int>()
+        metrics.transfersStarted(metricsDirection, count: daemons.count)
+        var reported: [Int: Int64] = [:]
+        var lastMetrics = Date.distantPast
+        func updateMetrics(final: Bool) {
+            for daemon in daemons {
+                let running = daemon.isRunning
+                if !running && !ended.contains(daemon.index) {
+                    ended.insert(daemon.index)
+                    metrics.transferEnded(metricsDirection)
+                }
+                guard let status = daemon.status else { continue }
+                let bytes = status.progress_bytes ?? Int64(status.progress_mbytes ?? 0) << 20
+                let rate = running && !final ? (status.progress_throughput ?? 0) * 1_048_576 : 0
+                // A daemon that continues a transfer starts where the last one stopped.
+                reported[daemon.index] = metrics.diskProgress(metricsDirection, instance: instance, disk: daemon.index, bytes: bytes,
+                                                              previous: reported[daemon.index] ?? status.resume_offset ?? 0, rate: rate)
+            }
+        }
         var announced = Set<Int>()
         var lastProgress = Date()
         var seen: [Int: Double] = [:]
@@ -41,6 +73,10 @@ struct TransferMonitor {
         }
         while daemons.contains(where: { $0.isRunning }) {
             if context.isCanceled { daemons.forEach { $0.kill() } }
+            if Date().timeIntervalSince(lastMetrics) >= Self.metricsInterval {
+                lastMetrics = Date()
+                updateMetrics(final: false)
+            }
             reportResumes()
             for daemon in daemons where !announced.contains(daemon.index) && daemon.status?.connected == true {
                 announced.insert(daemon.index)
@@ -61,8 +97,10 @@ struct TransferMonitor {
             try? await Task.sleep(nanoseconds: 100_000_000)
         }
         reportResumes()
+        updateMetrics(final: true)
         return daemons.map { daemon in
             if let failure = daemon.failure {
+                metrics.transferFailed(metricsDirection, reason: context.isCanceled ? .canceled : AgentMetrics.FailureReason(errorKind: daemon.status?.error_kind))
                 let recent = (daemon.status?.recent_output ?? []).suffix(3).joined(separator: "; ")
                 context.log("Disk \(daemon.index) failed to \(direction == "sending" ? "send" : "receive") data: \(failure) (recent output: \(recent))")
                 return false
