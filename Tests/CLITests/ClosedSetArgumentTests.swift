@@ -110,10 +110,10 @@ final class ClosedSetArgumentTests: XCTestCase {
         XCTAssertTrue(try help("move").contains(compressions))
         XCTAssertTrue(try help("import-export").contains(compressions))
         let initHelp = try help("agent", "init")
-        XCTAssertTrue(initHelp.contains("(values: fake, command)"), initHelp)
+        XCTAssertTrue(initHelp.contains("(values: fake, command, libvirt)"), initHelp)
         XCTAssertTrue(initHelp.contains("(values: kvm, xen-pvm, xen-hvm, lxc, chroot, fake; default: kvm)"), initHelp)
         let typo = try gntMove("agent", "init", "--dir", "/nonexistent/agent", "--cluster-name", "c", "--hypervisor-driver", "comand")
         XCTAssertEqual(typo.status, 64)
-        XCTAssertTrue(typo.stderr.contains("The value 'comand' is invalid for '--hypervisor-driver <hypervisor-driver>'. Please provide one of 'fake' and 'command'."), typo.stderr)
+        XCTAssertTrue(typo.stderr.contains("The value 'comand' is invalid for '--hypervisor-driver <hypervisor-driver>'. Please provide one of 'fake', 'command' or 'libvirt'."), typo.stderr)
     }
 }

@@ -13,7 +13,7 @@ final class AgentConfigTests: XCTestCase {
         let paths = AgentPaths(root: agent.dir)
         let original = try XCTUnwrap(try JSONValue(parsing: String(contentsOfFile: paths.config, encoding: .utf8)).objectValue)
         let typos = [
-            ("hypervisorDriver", "comand", "fake, command"),
+            ("hypervisorDriver", "comand", "fake, command, libvirt"),
             ("storageBackend", "blok", "file, block"),
             ("hypervisor", "kvmm", "kvm, xen-pvm, xen-hvm, lxc, chroot, fake"),
         ]

@@ -153,6 +153,15 @@ final class LibvirtDriverTests: XCTestCase {
         XCTAssertEqual(try hostA.domains(), othersA, "no other domain of the source host changed")
         XCTAssertEqual(try hostB.domains().filter { $0.key != "web1" }, othersB, "no other domain of the destination host changed")
         XCTAssertEqual(source.keyNames + destination.keyNames, [])
+
+        // What an operator watches and reads: the bytes of each disk in /metrics, the jobs in the log.
+        let received = try MetricsScrape(destination).samples().filter { $0.name == "gnt_move_disk_received_bytes_total" && $0.labels["instance"] == "web1" }
+        XCTAssertEqual(received.sorted { ($0.labels["disk"] ?? "") < ($1.labels["disk"] ?? "") }.map(\.value), [Double(24 << 20), Double(3 << 20)])
+        let sent = try MetricsScrape(source).samples().filter { $0.name == "gnt_move_disk_sent_bytes_total" && $0.labels["instance"] == "web1" }
+        XCTAssertEqual(sent.map(\.value).reduce(0, +), Double(27 << 20))
+        XCTAssertTrue(source.serverLog.contains("audit: gnt-move submitted job"), source.serverLog)
+        XCTAssertTrue(source.serverLog.contains("INSTANCE_REMOVE(web1): success"), source.serverLog)
+        XCTAssertTrue(destination.serverLog.contains("INSTANCE_CREATE(web1): success"), destination.serverLog)
     }
 
     /// A destination host that already has a domain of the instance's name: the move is refused

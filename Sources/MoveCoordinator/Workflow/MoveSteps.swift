@@ -57,7 +57,7 @@ struct MoveSteps {
         guard features.contains("instance-create-reqv1") else {
             throw CoordinatorError(reason: .incompatibleDestination, message: "the destination does not support instance creation requests version 1")
         }
-        if request.warm { try await Self.checkWarm(source: try await source.features(), destination: features) }
+        if request.warm { try Self.checkWarm(source: try await source.features(), destination: features) }
         let destinationInfo = try await destination.info()
         try Self.checkCompression(request.compress.rawValue, source: try await source.info(), destination: destinationInfo)
         step(record, "read-spec")
