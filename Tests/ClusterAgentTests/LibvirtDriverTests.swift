@@ -178,6 +178,10 @@ final class LibvirtDriverTests: XCTestCase {
         let (domainsA, domainsB) = (try hostA.domains(), try hostB.domains())
         let snapshot = try await SystemSnapshot.take([source, destination], folder: folder)
 
+        let preflight = try gntMove(arguments: source.moveArguments(to: destination, ["web1"], stateDir: folder.file("state")) + ["--preflight"])
+        XCTAssertEqual(preflight.status, 1, preflight.stdout + preflight.stderr)
+        XCTAssertTrue(preflight.stdout.contains("FAIL secret, name and space (destination dry run)") && preflight.stdout.contains("a libvirt domain named 'web1'"),
+                      preflight.stdout)
         let moved = try gntMove(arguments: source.moveArguments(to: destination, ["web1"], stateDir: folder.file("state")))
         XCTAssertNotEqual(moved.status, 0)
         XCTAssertTrue((moved.stdout + moved.stderr).contains("a libvirt domain named 'web1'"), moved.stdout + moved.stderr)
