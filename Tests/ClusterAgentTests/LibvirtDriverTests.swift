@@ -190,6 +190,25 @@ final class LibvirtDriverTests: XCTestCase {
         try await SystemSnapshot.take([source, destination], folder: folder).assertSame(as: snapshot, "a refused move")
     }
 
+    /// A NIC libvirt cannot attach (Ganeti's routed mode) is refused by the destination's checks,
+    /// before the source is stopped or anything is created.
+    func testANICLibvirtCannotAttachIsRefusedBeforeAnythingHappens() async throws {
+        let (hostA, hostB) = (try host("hosta"), try host("hostb"))
+        let bridge = try TestBridge("gmsrc1")
+        try hostA.defineDomain("web1", disks: [try image("web1.img")], bridges: [bridge.name], start: true)
+        let source = try agent("cluster-a", on: hostA, extra: ["--force-stop-after", "1"])
+        let destination = try agent("cluster-b", on: hostB)
+        XCTAssertEqual(try adopt("web1", into: source).status, 0)
+        let (domainsA, domainsB) = (try hostA.domains(), try hostB.domains())
+        let snapshot = try await SystemSnapshot.take([source, destination], folder: folder)
+        let moved = try gntMove(arguments: source.moveArguments(to: destination, ["web1"], stateDir: folder.file("state")) + ["--net", "0:mode=routed"])
+        XCTAssertNotEqual(moved.status, 0)
+        XCTAssertTrue((moved.stdout + moved.stderr).contains("NIC 0 of web1 (mode routed"), moved.stdout + moved.stderr)
+        XCTAssertEqual(try hostA.domains(), domainsA, "the source domain runs on, unchanged")
+        XCTAssertEqual(try hostB.domains(), domainsB)
+        try await SystemSnapshot.take([source, destination], folder: folder).assertSame(as: snapshot, "a NIC libvirt cannot attach")
+    }
+
     /// What cannot be adopted is refused with one line naming it, and nothing is recorded.
     func testAdoptionRefusals() async throws {
         let lab = try host("hosta")

@@ -1,4 +1,5 @@
 import Foundation
+import MoveTrust
 
 /// Starts and stops instances. `fake` only records the state (tests, file-only hosts);
 /// `command` runs the configured commands with `%s` replaced by the instance name (e.g. virsh);
@@ -14,9 +15,10 @@ public protocol HypervisorDriver: Sendable {
     /// Whether the instance runs. Throws when the driver cannot tell (its status command timed
     /// out or could not be started).
     func isRunning(_ instance: InstanceRecord) async throws -> Bool
-    /// Throws when the hypervisor already holds something named `name` that no instance of the
-    /// agent owns (checked before an instance is created, and in a dry run).
-    func checkNameFree(_ name: String) async throws
+    /// Throws when the hypervisor cannot take the instance: it already holds something of the
+    /// name that is not the agent's, or the spec cannot be given to it (a NIC it cannot attach).
+    /// Checked before an instance is created, and in a dry run.
+    func checkPlacement(_ spec: InstanceSpec) async throws
     /// Registers a complete instance with the hypervisor (its disks are written): libvirt defines
     /// its domain. Called once, before the instance is first started.
     func define(_ instance: InstanceRecord) async throws
@@ -26,7 +28,7 @@ public protocol HypervisorDriver: Sendable {
 }
 
 extension HypervisorDriver {
-    public func checkNameFree(_ name: String) async throws {}
+    public func checkPlacement(_ spec: InstanceSpec) async throws {}
     public func define(_ instance: InstanceRecord) async throws {}
     public func undefine(_ instance: InstanceRecord) async throws {}
 }

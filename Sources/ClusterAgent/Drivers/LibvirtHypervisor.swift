@@ -81,7 +81,15 @@ public struct LibvirtHypervisor: HypervisorDriver {
         return true
     }
 
-    public func checkNameFree(_ name: String) async throws {
+    /// The name is free on the host and the spec makes a domain definition (its NICs can be
+    /// attached, its memory and vCPUs are numbers).
+    public func checkPlacement(_ spec: InstanceSpec) async throws {
+        let probe = InstanceRecord(spec: spec, diskPaths: spec.disks.indices.map { "/nonexistent/disk\($0)" }, adminState: "down")
+        _ = try LibvirtDomainXML.definition(of: probe, type: domainType)
+        try await checkNameFree(spec.name)
+    }
+
+    func checkNameFree(_ name: String) async throws {
         let outcome = try await virsh("domuuid %s", name, timeout: statusTimeout)
         if outcome.succeeded {
             let uuid = outcome.output.trimmingCharacters(in: .whitespacesAndNewlines)

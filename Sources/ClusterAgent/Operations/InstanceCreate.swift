@@ -84,7 +84,7 @@ extension ClusterAgentService {
     /// node known, space free.
     func checkPlacement(_ spec: InstanceSpec, body: JSONValue) async throws {
         guard try database.instance(spec.name) == nil else { throw AgentError.exists("Instance '\(spec.name)' is already in the cluster") }
-        try await hypervisor.checkNameFree(spec.name)
+        try await hypervisor.checkPlacement(spec)
         guard config.enabledDiskTemplates.contains(spec.diskTemplate) else {
             throw AgentError.wrongInput("Disk template '\(spec.diskTemplate)' is not enabled in cluster (enabled: \(config.enabledDiskTemplates.joined(separator: ", ")))")
         }
