@@ -36,10 +36,10 @@ final class LibvirtDriverTests: XCTestCase {
     }
 
     /// A started agent whose instances are the lab's domains.
-    func agent(_ cluster: String, on lab: LibvirtLab, extra: [String] = []) throws -> AgentHarness {
+    func agent(_ cluster: String, on lab: LibvirtLab, domainType: String = LibvirtLab.domainType, extra: [String] = []) throws -> AgentHarness {
         let agent = try AgentHarness(cluster: cluster, secret: secret, folder: folder,
                                      initArguments: ["--hypervisor-driver", "libvirt", "--libvirt-uri", lab.uri,
-                                                     "--libvirt-domain-type", LibvirtLab.domainType] + extra)
+                                                     "--libvirt-domain-type", domainType] + extra)
         try agent.start()
         agents.append(agent)
         return agent
@@ -128,7 +128,8 @@ final class LibvirtDriverTests: XCTestCase {
         try hostA.defineDomain("bystander", disks: [try image("bystander-a.img")], start: true)
         try hostB.defineDomain("bystander", disks: [try image("bystander-b.img")], start: false)
         let source = try agent("cluster-a", on: hostA, extra: ["--force-stop-after", "1"])
-        let destination = try agent("cluster-b", on: hostB)
+        // Software emulation (TCG) on the destination: no /dev/kvm needed.
+        let destination = try agent("cluster-b", on: hostB, domainType: "qemu")
         let adopted = try adopt("web1", into: source)
         XCTAssertEqual(adopted.status, 0, adopted.stderr)
         let (othersA, othersB) = (try hostA.domains().filter { $0.key != "web1" }, try hostB.domains())
@@ -140,6 +141,7 @@ final class LibvirtDriverTests: XCTestCase {
         XCTAssertNil(try hostA.state("web1"), "the source domain is gone")
         XCTAssertEqual(try hostB.state("web1"), "running")
         let xml = try hostB.virsh("dumpxml", "--inactive", "web1").stdout
+        XCTAssertTrue(xml.hasPrefix("<domain type='qemu'>"), xml)
         XCTAssertTrue(xml.contains("<source bridge='\(destinationBridge.name)'/>"), xml)
         XCTAssertTrue(xml.contains("<memory unit='KiB'>131072</memory>"), xml)
         XCTAssertTrue(xml.contains(">2</vcpu>"), xml)
