@@ -137,7 +137,9 @@ public struct LibvirtHypervisor: HypervisorDriver {
 
     private func failure(_ verb: String, _ argument: String, _ outcome: HostCommand.Outcome) -> AgentError {
         let how = outcome.exitStatus.map { "exit \($0)" } ?? "signal \(outcome.signal ?? 0)"
-        let said = outcome.output.trimmingCharacters(in: .whitespacesAndNewlines).suffix(300)
+        // virsh's lines on one line: an error is one line of the log and of the job's result.
+        let said = outcome.output.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            .joined(separator: "; ").suffix(300)
         return AgentError.execution("virsh \(verb) \(argument) on \(uri) failed (\(how)): \(said)")
     }
 
