@@ -52,7 +52,7 @@ public enum NameRules {
     }
 
     /// Control characters and non-ASCII shown escaped, so an error line stays one readable line.
-    static func printable(_ text: String) -> String {
+    public static func printable(_ text: String) -> String {
         var out = ""
         for scalar in text.unicodeScalars.prefix(80) {
             if scalar.value >= 0x20 && scalar.value < 0x7f { out.unicodeScalars.append(scalar) } else { out += "\\u{\(String(scalar.value, radix: 16))}" }

@@ -27,21 +27,7 @@ struct PreflightOutput {
     /// Checks every move (`parallel` at a time), prints each report in request order, and
     /// fails (exit 1) when a check failed.
     func run(_ coordinator: Coordinator, _ requests: [MoveRequest], parallel: Int) async throws {
-        let reports = await withTaskGroup(of: (Int, Coordinator.PreflightReport).self) { group in
-            var reports = [Coordinator.PreflightReport?](repeating: nil, count: requests.count)
-            var next = 0
-            func launch() {
-                let index = next
-                next += 1
-                group.addTask { (index, await coordinator.preflight(requests[index])) }
-            }
-            while next < min(max(1, parallel), requests.count) { launch() }
-            for await (index, report) in group {
-                reports[index] = report
-                if next < requests.count { launch() }
-            }
-            return reports.compactMap { $0 }
-        }
+        let reports = await coordinator.preflightAll(requests, parallel: parallel)
         for report in reports { print(report) }
         if reports.contains(where: { !$0.passed }) { throw ExitCode(1) }
     }

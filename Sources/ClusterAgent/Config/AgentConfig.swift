@@ -1,3 +1,4 @@
+import BlockStream
 import Foundation
 import MoveTrust
 
@@ -195,7 +196,9 @@ extension AgentConfig {
         for case let (key, seconds?) in timeouts where !(seconds > 0 && seconds <= 86_400) {
             throw refuse(key, "is \(HostCommand.seconds(seconds)); expected seconds above 0, at most 86400")
         }
-        if let dataPortRange, let problem = Self.portRangeProblem(dataPortRange) { throw refuse("dataPortRange", problem) }
+        if let dataPortRange {
+            do { _ = try PortRange(parsing: dataPortRange) } catch { throw refuse("dataPortRange", "is '\(dataPortRange)': \(error.reason)") }
+        }
         if hypervisorDriver == .command, startCommand == nil || stopCommand == nil || statusCommand == nil {
             throw refuse("hypervisorDriver", "is 'command', which needs startCommand, stopCommand and statusCommand (the status command must exit 0 only while the instance runs)")
         }

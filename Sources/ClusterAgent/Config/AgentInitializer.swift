@@ -54,12 +54,17 @@ public enum AgentInitializer {
         if let range = options.dataPortRange {
             do { dataPorts = try PortRange(parsing: range) } catch { throw AgentError.wrongInput("--data-ports: \(error)") }
         }
-        var draft = AgentConfig(clusterName: options.clusterName, nodeName: options.nodeName)
-        draft.hypervisorDriver = options.hypervisorDriver
-        draft.hypervisor = options.hypervisor
-        (draft.startCommand, draft.stopCommand, draft.statusCommand) = (options.startCommand, options.stopCommand, options.statusCommand)
-        (draft.libvirtURI, draft.libvirtDomainType, draft.forceStopAfter) = (options.libvirtURI, options.libvirtDomainType, options.forceStopAfter)
-        try draft.validate(path: "--hypervisor-driver")
+        // The whole configuration, checked as `serve` will check it, before anything is written.
+        var config = AgentConfig(clusterName: options.clusterName, nodeName: options.nodeName, bindAddress: options.bind,
+                                 port: options.port, dataAddress: dataAddress)
+        config.osSearchPath = [paths.root + "/os"]
+        config.hypervisorDriver = options.hypervisorDriver
+        config.hypervisor = options.hypervisor
+        (config.startCommand, config.stopCommand, config.statusCommand) = (options.startCommand, options.stopCommand, options.statusCommand)
+        (config.libvirtURI, config.libvirtDomainType, config.forceStopAfter) = (options.libvirtURI, options.libvirtDomainType, options.forceStopAfter)
+        if options.requireSignedSpec { config.requireSignedSpec = true }
+        config.dataPortRange = dataPorts?.description
+        try config.validate(path: "agent init")
         var secretText: String?
         if let source = options.secretFile {
             secretText = String(decoding: try ClusterDomainSecret.load(path: source).key, as: UTF8.self)
@@ -89,17 +94,6 @@ public enum AgentInitializer {
             try SecureFile.write(contents: Array((password + "\n").utf8), to: paths.root + "/password", mode: 0o400, replace: false)
         }
         _ = try AgentDatabase(path: paths.database)
-        var config = AgentConfig(clusterName: options.clusterName, nodeName: options.nodeName, bindAddress: options.bind,
-                                 port: options.port, dataAddress: dataAddress)
-        config.osSearchPath = [paths.root + "/os"]
-        config.hypervisorDriver = options.hypervisorDriver
-        config.hypervisor = options.hypervisor
-        config.startCommand = options.startCommand
-        config.stopCommand = options.stopCommand
-        config.statusCommand = options.statusCommand
-        (config.libvirtURI, config.libvirtDomainType, config.forceStopAfter) = (options.libvirtURI, options.libvirtDomainType, options.forceStopAfter)
-        if options.requireSignedSpec { config.requireSignedSpec = true }
-        config.dataPortRange = dataPorts?.description
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try SecureFile.write(contents: Array(try encoder.encode(config)), to: paths.config, mode: 0o600, replace: false)

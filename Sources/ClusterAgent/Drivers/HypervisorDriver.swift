@@ -20,8 +20,9 @@ public protocol HypervisorDriver: Sendable {
     /// Checked before an instance is created, and in a dry run.
     func checkPlacement(_ spec: InstanceSpec) async throws
     /// Registers a complete instance with the hypervisor (its disks are written): libvirt defines
-    /// its domain. Called once, before the instance is first started.
-    func define(_ instance: InstanceRecord) async throws
+    /// its domain. Called once, before the instance is first started. Returns what it registered,
+    /// for the job log (nil: nothing).
+    func define(_ instance: InstanceRecord) async throws -> String?
     /// Removes what ``define(_:)`` or an adoption registered, if it is the instance's own; the
     /// instance is off.
     func undefine(_ instance: InstanceRecord) async throws
@@ -29,7 +30,7 @@ public protocol HypervisorDriver: Sendable {
 
 extension HypervisorDriver {
     public func checkPlacement(_ spec: InstanceSpec) async throws {}
-    public func define(_ instance: InstanceRecord) async throws {}
+    public func define(_ instance: InstanceRecord) async throws -> String? { nil }
     public func undefine(_ instance: InstanceRecord) async throws {}
 }
 

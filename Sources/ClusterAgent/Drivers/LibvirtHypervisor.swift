@@ -98,7 +98,7 @@ public struct LibvirtHypervisor: HypervisorDriver {
         guard Self.isNoSuchDomain(outcome.output) else { throw failure("domuuid", name, outcome) }
     }
 
-    public func define(_ instance: InstanceRecord) async throws {
+    public func define(_ instance: InstanceRecord) async throws -> String? {
         let xml = try LibvirtDomainXML.definition(of: instance, type: domainType)
         // A domain of this UUID is the agent's own, from an attempt a crash interrupted: it is
         // defined again. Any other domain of the name is refused (and libvirt would refuse it).
@@ -108,6 +108,7 @@ public struct LibvirtHypervisor: HypervisorDriver {
         try SecureFile.write(contents: Array(xml.utf8), to: file, mode: 0o600, replace: true)
         defer { try? FileManager.default.removeItem(atPath: file) }
         try await run("define %s", file, timeout: commandTimeout)
+        return "Defined libvirt domain \(instance.name) (UUID \(instance.uuid)) on \(uri)"
     }
 
     public func undefine(_ instance: InstanceRecord) async throws {

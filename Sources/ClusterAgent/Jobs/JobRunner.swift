@@ -61,8 +61,7 @@ public final class JobRunner: Sendable {
     private func execute(_ id: Int64, summary: String, kind: String, _ operation: Operation) async {
         if isCancelRequested(id) {
             try? database.setJobStatus(id, "canceled", result: .array([.null]))
-            AgentLog.job(id, summary, "canceled")
-            metrics?.jobEnded(kind: kind, outcome: "canceled")
+            ended(id, summary, kind: kind, "canceled")
             return
         }
         try? database.setJobStatus(id, "running")
@@ -71,19 +70,22 @@ public final class JobRunner: Sendable {
         do {
             let result = try await operation(context)
             try database.setJobStatus(id, "success", result: .array([result]))
-            AgentLog.job(id, summary, "success")
-            metrics?.jobEnded(kind: kind, outcome: "success")
+            ended(id, summary, kind: kind, "success")
         } catch is JobCanceled {
             context.log("Job canceled")
             try? database.setJobStatus(id, "canceled", result: .array([.null]))
-            AgentLog.job(id, summary, "canceled")
-            metrics?.jobEnded(kind: kind, outcome: "canceled")
+            ended(id, summary, kind: kind, "canceled")
         } catch {
             context.log("Error: \(error)")
             try? database.setJobStatus(id, "error", result: .array([Self.encode(error)]))
-            AgentLog.job(id, summary, "error", detail: "\(error)")
-            metrics?.jobEnded(kind: kind, outcome: "error")
+            ended(id, summary, kind: kind, "error", detail: "\(error)")
         }
+    }
+
+    /// A job's end, in the log and in the metrics.
+    private func ended(_ id: Int64, _ summary: String, kind: String, _ outcome: String, detail: String? = nil) {
+        AgentLog.job(id, summary, outcome, detail: detail)
+        metrics?.jobEnded(kind: kind, outcome: outcome)
     }
 
     func isCancelRequested(_ id: Int64) -> Bool { cancelRequests.withLock { $0.contains(id) } }

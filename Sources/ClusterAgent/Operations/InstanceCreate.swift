@@ -155,12 +155,11 @@ extension ClusterAgentService {
     /// the instance and what the hypervisor holds of it (a domain of its UUID: only the agent's).
     func register(_ record: InstanceRecord, context: JobContext) async throws {
         do {
-            try await hypervisor.define(record)
+            if let defined = try await hypervisor.define(record) { context.log(defined) }
         } catch {
             try? await remove(record.name, context: nil)
             throw error
         }
-        if config.hypervisorDriver == .libvirt { context.log("Defined libvirt domain \(record.name) (UUID \(record.uuid))") }
         try database.update(record.name) { $0.lifecycle = "ready" }
     }
 
@@ -257,7 +256,7 @@ extension ClusterAgentService {
                     options.path = access.path
                 })
             }
-            let ports = try await TransferMonitor(context: context, daemons: daemons, direction: "receiving", metrics: metrics, instance: name).waitListening(timeout: 10)
+            let ports = try await TransferMonitor(context: context, daemons: daemons, direction: .import, metrics: metrics, instance: name).waitListening(timeout: 10)
             for daemon in daemons { context.log("Disk \(daemon.index) is now listening") }
             let salt = Salt.generate()
             let disks = ports.enumerated().map { index, port in
@@ -271,7 +270,7 @@ extension ClusterAgentService {
                 keep = true
             }
             try context.log(type: "remote-import", .object(["disks": .array(disks), "x509_ca": .string(key.signedCertificate)]))
-            let results = await TransferMonitor(context: context, daemons: daemons, direction: "receiving", metrics: metrics, instance: name).follow()
+            let results = await TransferMonitor(context: context, daemons: daemons, direction: .import, metrics: metrics, instance: name).follow()
             try context.checkCanceled()
             guard results.allSatisfy({ $0 }) else {
                 let failed = results.enumerated().filter { !$0.element }.map { String($0.offset) }

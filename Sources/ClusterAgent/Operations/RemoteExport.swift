@@ -108,7 +108,7 @@ extension ClusterAgentService {
                 options.path = access.path
             })
         }
-        let results = await TransferMonitor(context: context, daemons: daemons, direction: "sending", metrics: metrics, instance: name).follow()
+        let results = await TransferMonitor(context: context, daemons: daemons, direction: .export, metrics: metrics, instance: name).follow()
         let allDone = results.allSatisfy { $0 }
         if allDone { daemons.forEach { $0.removeFolder() } }
         guard allDone else {

@@ -6,8 +6,8 @@ import MoveTrust
 struct TransferMonitor {
     let context: JobContext
     let daemons: [DiskTransferProcess]
-    /// `sending` or `receiving`.
-    let direction: String
+    /// Export daemons send, import daemons receive.
+    let direction: AgentMetrics.Direction
     let metrics: AgentMetrics
     /// The instance whose disks these are (the per-disk metrics' label).
     let instance: String
@@ -15,7 +15,10 @@ struct TransferMonitor {
     /// How often the per-disk metrics are brought up to date from the status files.
     static let metricsInterval = 1.0
 
-    var metricsDirection: AgentMetrics.Direction { direction == "sending" ? .export : .import }
+    /// The job log's words for the direction: `sending`, `sent`, `send`, or the import's.
+    var words: (ing: String, past: String, verb: String) {
+        direction == .export ? ("sending", "sent", "send") : ("receiving", "received", "receive")
+    }
 
     /// Waits until every daemon has written `listen_port`; fails after `timeout`.
     func waitListening(timeout: Double) async throws -> [Int] {
@@ -24,11 +27,11 @@ struct TransferMonitor {
             let ports = daemons.map { $0.status?.listen_port }
             if ports.allSatisfy({ $0 != nil }) { return ports.compactMap { $0 } }
             if let failed = daemons.first(where: { $0.failure != nil }) {
-                metrics.transferFailed(metricsDirection, reason: AgentMetrics.FailureReason(errorKind: failed.status?.error_kind))
+                metrics.transferFailed(direction, reason: AgentMetrics.FailureReason(errorKind: failed.status?.error_kind))
                 throw AgentError.execution("Disk \(failed.index) failed to listen: \(failed.failure ?? "")")
             }
             guard Date() < deadline else {
-                metrics.transferFailed(metricsDirection, reason: .listen)
+                metrics.transferFailed(direction, reason: .listen)
                 throw AgentError.execution("the import daemons did not listen within \(Int(timeout)) s")
             }
             try await Task.sleep(nanoseconds: 50_000_000)
@@ -40,7 +43,7 @@ struct TransferMonitor {
     func follow() async -> [Bool] {
         // Running transfers: each daemon counts until it is seen to have exited.
         var ended = Set<Int>()
-        metrics.transfersStarted(metricsDirection, count: daemons.count)
+        metrics.transfersStarted(direction, count: daemons.count)
         var reported: [Int: Int64] = [:]
         var lastMetrics = Date.distantPast
         func updateMetrics(final: Bool) {
@@ -48,13 +51,13 @@ struct TransferMonitor {
                 let running = daemon.isRunning
                 if !running && !ended.contains(daemon.index) {
                     ended.insert(daemon.index)
-                    metrics.transferEnded(metricsDirection)
+                    metrics.transferEnded(direction)
                 }
                 guard let status = daemon.status else { continue }
                 let bytes = status.progress_bytes ?? Int64(status.progress_mbytes ?? 0) << 20
                 let rate = running && !final ? (status.progress_throughput ?? 0) * 1_048_576 : 0
                 // A daemon that continues a transfer starts where the last one stopped.
-                reported[daemon.index] = metrics.diskProgress(metricsDirection, instance: instance, disk: daemon.index, bytes: bytes,
+                reported[daemon.index] = metrics.diskProgress(direction, instance: instance, disk: daemon.index, bytes: bytes,
                                                               previous: reported[daemon.index] ?? status.resume_offset ?? 0, rate: rate)
             }
         }
@@ -80,7 +83,7 @@ struct TransferMonitor {
             reportResumes()
             for daemon in daemons where !announced.contains(daemon.index) && daemon.status?.connected == true {
                 announced.insert(daemon.index)
-                context.log("Disk \(daemon.index) is now \(direction) data")
+                context.log("Disk \(daemon.index) is now \(words.ing) data")
             }
             // A daemon rewrites its status at most every 5 s; report each new one, at most every 5 s.
             if Date().timeIntervalSince(lastProgress) >= Self.progressInterval {
@@ -89,8 +92,7 @@ struct TransferMonitor {
                        status.mtime != seen[daemon.index], status.progress_throughput != nil {
                         seen[daemon.index] = status.mtime
                         lastProgress = Date()
-                        let verb = direction == "sending" ? "sent" : "received"
-                        context.log("Disk \(daemon.index) \(verb) \(ProgressText.format(mebibytes: mbytes, throughput: status.progress_throughput, percent: status.progress_percent, eta: status.progress_eta))")
+                        context.log("Disk \(daemon.index) \(words.past) \(ProgressText.format(mebibytes: mbytes, throughput: status.progress_throughput, percent: status.progress_percent, eta: status.progress_eta))")
                     }
                 }
             }
@@ -100,15 +102,15 @@ struct TransferMonitor {
         updateMetrics(final: true)
         return daemons.map { daemon in
             if let failure = daemon.failure {
-                metrics.transferFailed(metricsDirection, reason: context.isCanceled ? .canceled : AgentMetrics.FailureReason(errorKind: daemon.status?.error_kind))
+                metrics.transferFailed(direction, reason: context.isCanceled ? .canceled : AgentMetrics.FailureReason(errorKind: daemon.status?.error_kind))
                 let recent = (daemon.status?.recent_output ?? []).suffix(3).joined(separator: "; ")
-                context.log("Disk \(daemon.index) failed to \(direction == "sending" ? "send" : "receive") data: \(failure) (recent output: \(recent))")
+                context.log("Disk \(daemon.index) failed to \(words.verb) data: \(failure) (recent output: \(recent))")
                 return false
             }
             let digest = daemon.status?.digest.map { ", digest \($0)" } ?? ""
             let wire = daemon.status?.wire_bytes.map { ", \($0) bytes on the wire" } ?? ""
             let changed = daemon.status?.changed_bytes.map { ", \($0) bytes changed" } ?? ""
-            context.log("Disk \(daemon.index) finished \(direction) data\(wire)\(changed)\(digest)")
+            context.log("Disk \(daemon.index) finished \(words.ing) data\(wire)\(changed)\(digest)")
             return true
         }
     }

@@ -62,8 +62,7 @@ extension Coordinator {
             }
             let overrides = request.overrides(spec: spec)
             nics = (spec["nics"]?.arrayValue ?? []).enumerated().map { index, nic in
-                let parts = nic.arrayValue ?? []
-                let link = parts.count > 5 ? parts[5].stringValue : nil
+                let link = ResourceMaps.link(ofNIC: nic)
                 let destinationLink: String? = switch overrides.nics[index]?["link"] {
                 case .some(let value): value
                 case .none: link

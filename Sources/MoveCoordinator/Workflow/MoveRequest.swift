@@ -101,8 +101,7 @@ public struct MoveRequest: Sendable, Equatable {
     public func mappedLinks(spec: JSONValue) -> [Int: String] {
         var result: [Int: String] = [:]
         for (index, nic) in (spec["nics"]?.arrayValue ?? []).enumerated() {
-            let parts = nic.arrayValue ?? []
-            if parts.count > 5, let link = parts[5].stringValue, let mapped = bridgeMap[link] { result[index] = mapped }
+            if let link = ResourceMaps.link(ofNIC: nic), let mapped = bridgeMap[link] { result[index] = mapped }
         }
         return result
     }

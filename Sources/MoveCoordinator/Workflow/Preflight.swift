@@ -106,7 +106,7 @@ extension Coordinator {
         setPlan(Plan(request: request, spec: spec, sourceFeatures: sourceFeatures, destinationFeatures: features, destinationInfo: destinationInfo))
         if request.warm {
             guard await check("warm move", {
-                try MoveSteps.checkWarm(source: try await source.features(), destination: features)
+                try MoveSteps.checkWarm(source: sourceFeatures, destination: features)
                 return "both clusters take pre-copy passes (\(MoveSteps.warmFeature)); up to \(request.warmPasses) while the source runs"
             }) else { return checks }
         }

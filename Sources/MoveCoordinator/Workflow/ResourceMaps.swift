@@ -25,10 +25,10 @@ public enum ResourceMaps {
         for item in items {
             let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                throw CoordinatorError.badRequest("\(kind.rawValue) '\(NameRulesPrintable.short(item))': expected OLD=NEW")
+                throw CoordinatorError.badRequest("\(kind.rawValue) '\(NameRules.printable(item))': expected OLD=NEW")
             }
             guard map[parts[0]] == nil else {
-                throw CoordinatorError.badRequest("\(kind.rawValue) '\(NameRulesPrintable.short(item))': '\(NameRulesPrintable.short(parts[0]))' is mapped twice")
+                throw CoordinatorError.badRequest("\(kind.rawValue) '\(NameRules.printable(item))': '\(NameRules.printable(parts[0]))' is mapped twice")
             }
             map[parts[0]] = parts[1]
         }
@@ -49,7 +49,7 @@ public enum ResourceMaps {
                 case .storage:
                     if old.hasPrefix(templatePrefix) {
                         for template in [String(old.dropFirst(templatePrefix.count)), new] where !diskTemplates.contains(template) {
-                            throw CoordinatorError.badRequest("\(label) '\(NameRulesPrintable.short(old))=\(NameRulesPrintable.short(new))': '\(NameRulesPrintable.short(template))' is not a disk template (one of \(diskTemplates.joined(separator: ", ")))")
+                            throw CoordinatorError.badRequest("\(label) '\(NameRules.printable(old))=\(NameRules.printable(new))': '\(NameRules.printable(template))' is not a disk template (one of \(diskTemplates.joined(separator: ", ")))")
                         }
                     } else {
                         try NameRules.check(old, .volumeGroup, field: "\(label) volume group")
@@ -86,6 +86,13 @@ public enum ResourceMaps {
         }
     }
 
+    /// A NIC's link (bridge) in the source's instance data: Ganeti's NIC tuple
+    /// `[name, uuid, ip, mac, mode, link, vlan, network]`.
+    public static func link(ofNIC nic: JSONValue) -> String? {
+        guard let parts = nic.arrayValue, parts.count > 5 else { return nil }
+        return parts[5].stringValue
+    }
+
     /// The volume group a disk of the source's instance data lives in, when it says: Ganeti's
     /// `vg` parameter, a `plain` disk's `logical_id` `[vg, lv]`, or a DRBD disk's data child;
     /// nil for file disks and agents' images.
@@ -96,12 +103,5 @@ public enum ResourceMaps {
         if devType == "plain", let id = disk["logical_id"]?.arrayValue, id.count == 2, let vg = id[0].stringValue, !vg.isEmpty { return vg }
         if devType == "drbd" || devType == "drbd8", let child = disk["children"]?.arrayValue?.first { return sourceVolumeGroup(child, template: "plain") }
         return nil
-    }
-}
-
-/// Names shown in errors: printable ASCII, at most 40 characters.
-private enum NameRulesPrintable {
-    static func short(_ text: String) -> String {
-        String(text.unicodeScalars.prefix(40).map { $0.value >= 0x20 && $0.value < 0x7f ? Character($0) : "?" })
     }
 }

@@ -72,17 +72,29 @@ extension Coordinator {
     /// Runs `requests` with at most `parallel` moves at a time; returns the final records in
     /// request order.
     public func runAll(_ requests: [MoveRequest], parallel: Int) async -> [MoveRecord] {
-        await withTaskGroup(of: (Int, MoveRecord).self) { group in
-            var results = [MoveRecord?](repeating: nil, count: requests.count)
+        await Self.each(requests, parallel: parallel) { await self.run($0) }
+    }
+
+    /// Checks `requests` (``preflight(_:)``) with at most `parallel` at a time; the reports in
+    /// request order.
+    public func preflightAll(_ requests: [MoveRequest], parallel: Int) async -> [PreflightReport] {
+        await Self.each(requests, parallel: parallel) { await self.preflight($0) }
+    }
+
+    /// `body` of each request, at most `parallel` at once; the results in request order.
+    static func each<Result: Sendable>(_ requests: [MoveRequest], parallel: Int,
+                                       _ body: @escaping @Sendable (MoveRequest) async -> Result) async -> [Result] {
+        await withTaskGroup(of: (Int, Result).self) { group in
+            var results = [Result?](repeating: nil, count: requests.count)
             var next = 0
             func launch() {
                 let index = next
                 next += 1
-                group.addTask { (index, await self.run(requests[index])) }
+                group.addTask { (index, await body(requests[index])) }
             }
-            while next < min(parallel, requests.count) { launch() }
-            for await (index, record) in group {
-                results[index] = record
+            while next < min(max(1, parallel), requests.count) { launch() }
+            for await (index, result) in group {
+                results[index] = result
                 if next < requests.count { launch() }
             }
             return results.compactMap { $0 }
